@@ -1,0 +1,430 @@
+/**
+ * The runtime hosts this process's supervisors: boot recovery, the watchdog, in-process restarts,
+ * the intervention executor, heartbeat group commit and graceful shutdown.
+ */
+import { hostname } from 'node:os';
+import { CAN_GO_STALE, isStale } from '../domain/agent.js';
+import {
+  DEFAULT_CONFIG,
+  MONITORING_STATUSES,
+  UNRESPONSIVE_AFTER_MISSED,
+  backoffMs,
+  missedHeartbeats,
+  takeRestart,
+  validateConfig,
+  type SupervisorConfig,
+} from '../domain/supervisor.js';
+import { iso, type Clock, type IdSource } from '../domain/time.js';
+import type { Store, Tx } from '../store/store.js';
+import { appendEvent, appendEvents, type NewEvent } from '../store/events.js';
+import { crashedInstances, insertInstance, markCleanShutdown, markRecovered, touchInstance } from '../store/instances.js';
+import { getSupervisor, listRunnableSupervisors, updateSupervisor, type Supervisor } from '../store/supervisors.js';
+import { insertIntervention, interventionsInStatus, transitionIntervention } from '../store/interventions.js';
+import { InterventionExecutor } from './executor.js';
+import { HeartbeatBatcher } from './heartbeats.js';
+import { Loop } from './loop.js';
+import type { Logger } from './logger.js';
+import type { Metrics } from './metrics.js';
+import { SupervisorAgent } from './supervisor-agent.js';
+import { transitionIn } from './transitions.js';
+
+export type RuntimePhase = 'created' | 'recovering' | 'ready' | 'draining' | 'stopped';
+
+export interface RuntimeDeps {
+  store: Store;
+  clock: Clock;
+  newId: IdSource;
+  logger: Logger;
+  metrics?: Metrics;
+  version?: string;
+  /** Loops tick on their own unless false; tests drive them by hand. */
+  autoStartLoops?: boolean;
+  random?: () => number;
+}
+
+export interface RecoveryReport {
+  started_at: string;
+  completed_at: string | null;
+  duration_ms: number | null;
+  crashed_instances: { id: string; last_seen_at: string }[];
+  supervisors_resumed: number;
+  interventions_redispatched: number;
+  interventions_interrupted: number;
+}
+
+const WATCHDOG_MS = 1_000;
+const INSTANCE_TOUCH_MS = 5_000;
+const RESTART_BASE_MS = 1_000;
+const RESTART_CAP_MS = 60_000;
+/** Default timeout for agents that belong to no supervisor's team. */
+const UNASSIGNED_AGENT_TIMEOUT_S = 90;
+
+export class Runtime {
+  readonly instanceId: string;
+  readonly hosted = new Map<string, SupervisorAgent>();
+  readonly executor: InterventionExecutor;
+  readonly heartbeats: HeartbeatBatcher;
+  readonly watchdog: Loop;
+  phase: RuntimePhase = 'created';
+  recovery: RecoveryReport | null = null;
+  startedAt = 0;
+  private lastInstanceTouch = 0;
+  private readonly pendingFailures = new Set<Promise<void>>();
+
+  constructor(private readonly deps: RuntimeDeps) {
+    this.instanceId = deps.newId();
+    this.executor = new InterventionExecutor({
+      store: deps.store,
+      clock: deps.clock,
+      newId: deps.newId,
+      logger: deps.logger,
+      metrics: deps.metrics,
+      random: deps.random,
+      host: { dispatchable: () => this.dispatchable(), configOf: (id) => this.hosted.get(id)?.config },
+    });
+    this.heartbeats = new HeartbeatBatcher({
+      store: deps.store,
+      clock: deps.clock,
+      metrics: deps.metrics,
+      onCommitted: (ids) => {
+        for (const id of ids) this.hosted.get(id)?.poke();
+      },
+    });
+    this.watchdog = new Loop({ name: 'watchdog', clock: deps.clock, logger: deps.logger, intervalMs: () => WATCHDOG_MS, tick: () => this.watchdogTick() });
+  }
+
+  get ready(): boolean {
+    return this.phase === 'ready';
+  }
+
+  private dispatchable(): Map<string, SupervisorConfig> {
+    const out = new Map<string, SupervisorConfig>();
+    for (const [id, a] of this.hosted) if (MONITORING_STATUSES.includes(a.sup.status)) out.set(id, a.config);
+    return out;
+  }
+
+  /** Boot: register this instance, recover what crashed, resume every supervisor, then serve. */
+  async start(): Promise<RecoveryReport> {
+    if (this.phase !== 'created') throw new Error(`runtime already ${this.phase}`);
+    this.phase = 'recovering';
+    const { store, clock } = this.deps;
+    const t0 = performance.now();
+    const now = clock.now();
+    this.startedAt = now;
+    const report: RecoveryReport = { started_at: iso(now), completed_at: null, duration_ms: null, crashed_instances: [], supervisors_resumed: 0, interventions_redispatched: 0, interventions_interrupted: 0 };
+    await store.tx((trx) => insertInstance(trx, { id: this.instanceId, host: hostname(), pid: process.pid, version: this.deps.version ?? '0.0.0', at: now }));
+
+    const resumed = await store.tx(async (trx) => {
+      report.crashed_instances = [];
+      report.interventions_redispatched = 0;
+      report.interventions_interrupted = 0;
+      const crashed = await crashedInstances(trx, this.instanceId);
+      const crashedById = new Map(crashed.map((c) => [c.id, c]));
+      report.crashed_instances = crashed.map((c) => ({ id: c.id, last_seen_at: c.last_seen_at }));
+      const sups = await listRunnableSupervisors(trx);
+      const events: NewEvent[] = [];
+      for (const s of sups) {
+        const hostable = s.status !== 'FAILED';
+        const crashedOwner = s.owner_instance_id ? crashedById.get(s.owner_instance_id) : undefined;
+        const lastAlive = Math.max(s.last_heartbeat_at ? Date.parse(s.last_heartbeat_at) : 0, crashedOwner ? Date.parse(crashedOwner.last_seen_at) : 0);
+        await updateSupervisor(trx, s.id, { owner_instance_id: this.instanceId, running: hostable ? 1 : 0, resumed_at: iso(now), ...(hostable ? { last_heartbeat_at: iso(now) } : {}) }, now);
+        events.push({
+          supervisor_id: s.id,
+          entity_type: 'supervisor',
+          entity_id: s.id,
+          type: crashedOwner ? 'supervisor.recovered' : 'supervisor.resumed',
+          payload: { status: s.status, previous_owner: s.owner_instance_id, downtime_ms: lastAlive ? now - lastAlive : null, instance_id: this.instanceId },
+          at: now,
+        });
+        if (s.status === 'SPAWNING') {
+          await transitionIn(trx, { id: s.id, to: 'ACTIVE', from: ['SPAWNING'], event: 'supervisor.activated', payload: { by: 'recovery' }, at: now });
+        }
+      }
+      // Interrupted deliveries go back to the outbox under the same id (the idempotency key).
+      const ids = sups.map((s) => s.id);
+      for (const i of await interventionsInStatus(trx, 'EXECUTING', ids)) {
+        if (i.intervention_type === 'TEAM_RESTART') continue; // finished from its children
+        if (i.deadline_at && Date.parse(i.deadline_at) <= now) {
+          await transitionIntervention(trx, i.id, ['EXECUTING'], { status: 'FAILED', completed_at: iso(now), error_message: 'interrupted: the supervisor process stopped during delivery and the intervention timed out' }, now);
+          events.push({ supervisor_id: i.supervisor_id, entity_type: 'intervention', entity_id: i.id, type: 'intervention.failed', payload: { error: 'interrupted', attempts: i.attempts }, at: now });
+          report.interventions_interrupted++;
+        } else {
+          await transitionIntervention(trx, i.id, ['EXECUTING'], { status: 'APPROVED', next_attempt_at: iso(now), error_message: 'interrupted: re-dispatching after restart' }, now);
+          events.push({ supervisor_id: i.supervisor_id, entity_type: 'intervention', entity_id: i.id, type: 'intervention.redispatched', payload: { attempts: i.attempts }, at: now });
+          report.interventions_redispatched++;
+        }
+      }
+      for (const c of crashed) await markRecovered(trx, c.id, this.instanceId, now);
+      await appendEvents(trx, events);
+      return Promise.all(ids.map((id) => getSupervisor(trx, id)));
+    });
+
+    for (const s of resumed) {
+      if (!s) continue;
+      if (s.status === 'FAILED') continue; // the watchdog restarts it when its backoff is over
+      this.host(s);
+      report.supervisors_resumed++;
+    }
+    if (this.deps.autoStartLoops !== false) {
+      this.executor.start();
+      this.watchdog.start();
+    }
+    report.completed_at = iso(clock.now());
+    report.duration_ms = Math.round((performance.now() - t0) * 100) / 100;
+    this.deps.metrics?.recoverySeconds.set(report.duration_ms / 1000);
+    this.recovery = report;
+    this.phase = 'ready';
+    this.deps.logger.info({ recovery: report }, 'recovery complete; ready');
+    return report;
+  }
+
+  /** Starts running a supervisor whose row says this process owns it. Corrupt rows fail alone. */
+  private host(s: Supervisor): SupervisorAgent | null {
+    let agent: SupervisorAgent;
+    try {
+      agent = new SupervisorAgent(
+        {
+          store: this.deps.store,
+          clock: this.deps.clock,
+          newId: this.deps.newId,
+          logger: this.deps.logger,
+          metrics: this.deps.metrics,
+          instanceId: this.instanceId,
+          onFailure: (a, reason) => this.track(this.fail(a.id, reason)),
+          onApproved: () => this.executor.poke(),
+          onLost: (a) => this.track(this.unhost(a.id)),
+        },
+        s,
+      );
+    } catch (err) {
+      this.track(this.fail(s.id, err instanceof Error ? err.message : String(err)));
+      return null;
+    }
+    this.hosted.set(s.id, agent);
+    if (this.deps.autoStartLoops !== false) agent.start();
+    return agent;
+  }
+
+  private track(p: Promise<void>): void {
+    const wrapped = p.catch((err) => this.deps.logger.error({ err }, 'supervisor bookkeeping failed; the watchdog will retry'));
+    this.pendingFailures.add(wrapped);
+    void wrapped.finally(() => this.pendingFailures.delete(wrapped));
+  }
+
+  private async unhost(id: string): Promise<void> {
+    const a = this.hosted.get(id);
+    if (!a) return;
+    this.hosted.delete(id);
+    await a.stop();
+  }
+
+  /**
+   * A supervisor failed in-process: FAILED with its reason, and a restart scheduled with jittered
+   * exponential backoff while the persisted budget lasts; TERMINATED and escalated when spent.
+   */
+  async fail(id: string, reason: string): Promise<void> {
+    await this.unhost(id);
+    const { store, clock } = this.deps;
+    const now = clock.now();
+    const outcome = await store.tx(async (trx) => {
+      const s = await getSupervisor(trx, id);
+      if (!s || s.status === 'TERMINATED') return null;
+      if (s.status !== 'FAILED') {
+        await transitionIn(trx, { id, to: 'FAILED', event: 'supervisor.failed', payload: { reason }, patch: { failure_reason: reason, running: 0 }, at: now });
+      } else {
+        await updateSupervisor(trx, id, { failure_reason: reason, running: 0 }, now);
+        await appendEvent(trx, { supervisor_id: id, entity_type: 'supervisor', entity_id: id, type: 'supervisor.restart_failed', payload: { reason }, at: now });
+      }
+      // A corrupt config cannot tell us the budget; the defaults still bound the restarts.
+      const checked = validateConfig(s.config);
+      const config = checked.ok ? checked.value : DEFAULT_CONFIG;
+      const budget = takeRestart(
+        { restarts_in_window: s.restarts_in_window, restart_window_started_at: s.restart_window_started_at ? Date.parse(s.restart_window_started_at) : null },
+        config,
+        now,
+      );
+      if (budget.allowed) {
+        const next = now + backoffMs(budget.restarts_in_window, RESTART_BASE_MS, RESTART_CAP_MS, this.deps.random);
+        await updateSupervisor(trx, id, { restarts_in_window: budget.restarts_in_window, restart_window_started_at: iso(budget.restart_window_started_at), restart_count: s.restart_count + 1, next_restart_at: iso(next) }, now);
+        await appendEvent(trx, { supervisor_id: id, entity_type: 'supervisor', entity_id: id, type: 'supervisor.restart_scheduled', payload: { reason, next_restart_at: iso(next), restarts_in_window: budget.restarts_in_window }, at: now });
+        return 'scheduled' as const;
+      }
+      const why = `restart budget exhausted (${config.max_restarts} restarts in ${config.restart_window_seconds} s); last failure: ${reason}`;
+      await transitionIn(trx, { id, to: 'TERMINATED', from: ['FAILED'], event: 'supervisor.terminated', payload: { reason: why }, patch: { failure_reason: why, running: 0, next_restart_at: null }, at: now });
+      await this.escalateIn(trx, s, why, now);
+      return 'terminated' as const;
+    });
+    if (outcome) this.deps.metrics?.loopFailures.inc({ loop: `supervisor_${outcome}` });
+    this.deps.logger.warn({ supervisor_id: id, reason, outcome }, 'supervisor failed');
+    if (outcome === 'terminated') this.executor.poke();
+  }
+
+  /** Tells the parent (if any) through an approved ESCALATE intervention and its journal. */
+  private async escalateIn(trx: Tx, s: Supervisor, why: string, now: number): Promise<void> {
+    if (!s.parent_id) return;
+    const parent = await getSupervisor(trx, s.parent_id);
+    if (!parent) return;
+    const id = this.deps.newId();
+    const config = validateConfig(parent.config);
+    const timeout = (config.ok ? config.value.intervention_timeout_seconds : 300) * 1000;
+    await insertIntervention(trx, {
+      id,
+      supervisor_id: parent.id,
+      intervention_type: 'ESCALATE',
+      target_type: 'TEAM',
+      target_id: s.id,
+      reason: `child supervisor ${s.name} terminated: ${why}`,
+      action_details: { child_supervisor_id: s.id, child_name: s.name },
+      approval_required: false,
+      requested_by: `supervisor:${s.id}`,
+      status: 'APPROVED',
+      next_attempt_at: now,
+      deadline_at: now + timeout,
+      at: now,
+    });
+    await appendEvent(trx, { supervisor_id: parent.id, entity_type: 'supervisor', entity_id: s.id, type: 'escalation.child_terminated', payload: { child_supervisor_id: s.id, reason: why, intervention_id: id }, at: now });
+  }
+
+  /** Restarts a FAILED supervisor whose backoff has elapsed. */
+  private async restart(s: Supervisor): Promise<void> {
+    const now = this.deps.clock.now();
+    try {
+      SupervisorAgent.checkedConfig(s);
+    } catch (err) {
+      await this.fail(s.id, err instanceof Error ? err.message : String(err));
+      return;
+    }
+    const after = await this.deps.store.tx((trx) =>
+      transitionIn(trx, {
+        id: s.id,
+        to: 'ACTIVE',
+        from: ['FAILED'],
+        event: 'supervisor.restarted',
+        payload: { restart_count: s.restart_count },
+        patch: { running: 1, owner_instance_id: this.instanceId, resumed_at: iso(now), last_heartbeat_at: iso(now), last_restart_at: iso(now), next_restart_at: null },
+        at: now,
+      }),
+    );
+    this.deps.metrics?.supervisorRestarts.inc();
+    this.host(after);
+  }
+
+  /** Watchdog: unresponsive detection, overrun detection, due restarts, unassigned agents, liveness row. */
+  async watchdogTick(): Promise<void> {
+    if (this.phase !== 'ready') return;
+    const { store, clock } = this.deps;
+    const now = clock.now();
+    if (now - this.lastInstanceTouch >= INSTANCE_TOUCH_MS) {
+      await store.read((db) => touchInstance(db, this.instanceId, now));
+      this.lastInstanceTouch = now;
+      await this.markUnassignedStale(now);
+    }
+    for (const a of [...this.hosted.values()]) {
+      const intervalMs = a.config.heartbeat_interval_seconds * 1000;
+      if (a.monitorLoop.overrunning(Math.max(60_000, 6 * intervalMs))) {
+        this.track(this.fail(a.id, `monitor tick overran the watchdog (${Math.round((now - (a.monitorLoop.lastTickStartedAt ?? now)) / 1000)} s)`));
+        continue;
+      }
+      const missed = missedHeartbeats(a.lastBeatAt, a.sup.resumed_at ? Date.parse(a.sup.resumed_at) : null, a.config.heartbeat_interval_seconds, now);
+      if (a.sup.status === 'ACTIVE' && missed > UNRESPONSIVE_AFTER_MISSED) {
+        a.refresh(await transition(store, a.id, 'UNRESPONSIVE', 'supervisor.unresponsive', { missed_heartbeats: missed }, now));
+      } else if (a.sup.status === 'UNRESPONSIVE' && missed <= 1) {
+        a.refresh(await transition(store, a.id, 'ACTIVE', 'supervisor.responsive', { missed_heartbeats: missed }, now));
+      }
+    }
+    const failed = await store.read((db) =>
+      db.selectFrom('supervisors').select('id').where('status', '=', 'FAILED').where('owner_instance_id', '=', this.instanceId).where('next_restart_at', '<=', iso(now)).execute(),
+    );
+    for (const { id } of failed) {
+      const s = await store.read((db) => getSupervisor(db, id));
+      if (s && s.status === 'FAILED' && !this.hosted.has(id)) await this.restart(s);
+    }
+  }
+
+  /** Agents outside every team still go STALE, on the default timeout. */
+  private async markUnassignedStale(now: number): Promise<void> {
+    const { store } = this.deps;
+    const rows = await store.read((db) => db.selectFrom('agents').select(['id', 'status', 'last_heartbeat_at', 'created_at']).where('supervisor_id', 'is', null).where('status', 'in', [...CAN_GO_STALE]).execute());
+    const stale = rows.filter((r) => isStale(r.last_heartbeat_at ? Date.parse(r.last_heartbeat_at) : null, Date.parse(r.created_at), this.startedAt, UNASSIGNED_AGENT_TIMEOUT_S, now));
+    if (!stale.length) return;
+    await store.tx(async (trx) => {
+      const events: NewEvent[] = [];
+      for (const r of stale) {
+        let q = trx.updateTable('agents').set({ status: 'STALE', status_changed_at: iso(now), updated_at: iso(now) }).where('id', '=', r.id).where('status', '=', r.status).where('supervisor_id', 'is', null);
+        q = r.last_heartbeat_at ? q.where('last_heartbeat_at', '=', r.last_heartbeat_at) : q.where('last_heartbeat_at', 'is', null);
+        if (Number((await q.executeTakeFirst()).numUpdatedRows)) events.push({ entity_type: 'agent', entity_id: r.id, type: 'agent.status_changed', payload: { from: r.status, to: 'STALE' }, at: now });
+      }
+      await appendEvents(trx, events);
+    });
+  }
+
+  /**
+   * After a committed change to a supervisor row made by the API: adopt, refresh or let go of it.
+   * SPAWNING supervisors are initialised here (SPAWNING -> ACTIVE).
+   */
+  async supervisorChanged(id: string): Promise<Supervisor | undefined> {
+    const { store, clock } = this.deps;
+    let s = await store.read((db) => getSupervisor(db, id));
+    const hosted = this.hosted.get(id);
+    if (!s || s.status === 'TERMINATED' || s.status === 'FAILED') {
+      if (hosted) await this.unhost(id);
+      if (s && s.status !== 'TERMINATED' && hosted) await store.read((db) => updateSupervisor(db, id, { running: 0 }, clock.now()));
+      return s;
+    }
+    if (this.phase !== 'ready') return s;
+    if (hosted) {
+      try {
+        hosted.refresh(s);
+      } catch (err) {
+        await this.fail(id, err instanceof Error ? err.message : String(err));
+        return store.read((db) => getSupervisor(db, id));
+      }
+      hosted.poke();
+      return s;
+    }
+    const now = clock.now();
+    s = await store.tx(async (trx) => {
+      await updateSupervisor(trx, id, { owner_instance_id: this.instanceId, running: 1, resumed_at: iso(now), last_heartbeat_at: iso(now) }, now);
+      if (s!.status === 'SPAWNING') return transitionIn(trx, { id, to: 'ACTIVE', from: ['SPAWNING'], event: 'supervisor.activated', payload: { by: 'runtime' }, at: now });
+      return (await getSupervisor(trx, id)) as Supervisor;
+    });
+    this.host(s);
+    return s;
+  }
+
+  /** Policies changed: every hosted supervisor re-reads them on its next tick. */
+  policiesChanged(): void {
+    for (const a of this.hosted.values()) {
+      a.refresh(a.sup);
+      a.poke();
+    }
+  }
+
+  /**
+   * Graceful shutdown: stop taking work, let in-flight deliveries finish until `deadline`,
+   * release the rest, mark supervisors not running and this instance cleanly shut down.
+   */
+  async shutdown(deadline: number): Promise<{ finished: number; released: number }> {
+    if (this.phase === 'stopped') return { finished: 0, released: 0 };
+    this.phase = 'draining';
+    const { store, clock } = this.deps;
+    await this.watchdog.stop();
+    await Promise.all([...this.hosted.values()].map((a) => a.stop()));
+    await Promise.allSettled([...this.pendingFailures]);
+    await this.heartbeats.drain();
+    const drained = await this.executor.drain(deadline);
+    const now = clock.now();
+    await store.tx(async (trx) => {
+      for (const id of this.hosted.keys()) await updateSupervisor(trx, id, { running: 0 }, now, { owner: this.instanceId });
+      await appendEvent(trx, { entity_type: 'instance', entity_id: this.instanceId, type: 'instance.shutdown', payload: { supervisors: this.hosted.size, ...drained }, at: now });
+      await markCleanShutdown(trx, this.instanceId, now);
+    });
+    this.hosted.clear();
+    this.phase = 'stopped';
+    return drained;
+  }
+}
+
+async function transition(store: Store, id: string, to: 'ACTIVE' | 'UNRESPONSIVE', event: string, payload: Record<string, unknown>, at: number): Promise<Supervisor> {
+  return store.tx((trx) => transitionIn(trx, { id, to, event, payload, at }));
+}

@@ -1,0 +1,131 @@
+/** Policies: versions, activation, assignment and side-effect-free simulation. */
+import { ApiError } from '../../domain/errors.js';
+import { compileCondition, planActions, validatePolicyDefinition, type EventType, type PolicyContext, type PolicyDefinition } from '../../domain/policy.js';
+import { appendEvent } from '../../store/events.js';
+import { getAgent, getTeam, countMembers } from '../../store/agents.js';
+import { getPolicy, getVersion, insertPolicy, insertVersion, listVersions, updatePolicy, upsertAssignment, deleteAssignment, type Policy, type PolicyVersion } from '../../store/policies.js';
+import { getSupervisor } from '../../store/supervisors.js';
+import { buildContext } from '../evaluator.js';
+import { actorLabel, type Actor, type ServiceContext } from './context.js';
+
+export const POLICY_TYPES = ['INTERVENTION', 'COORDINATION', 'ESCALATION', 'LEARNING'] as const;
+
+export interface PolicyView extends Policy { definition: PolicyDefinition; version: number }
+
+function checkDefinition(def: unknown): PolicyDefinition {
+  const r = validatePolicyDefinition(def, 'definition');
+  if (!r.ok) throw ApiError.invalid(r.problems);
+  return r.value;
+}
+
+export async function policyView(ctx: ServiceContext, id: string): Promise<PolicyView> {
+  const p = await ctx.store.read((db) => getPolicy(db, id));
+  if (!p) throw ApiError.notFound('policy', id);
+  const v = (await ctx.store.read((db) => getVersion(db, id, p.active_version))) as PolicyVersion;
+  return { ...p, version: v.version, definition: v.definition };
+}
+
+export async function createPolicy(ctx: ServiceContext, input: { name: string; policy_type: string; description?: string | null; definition: unknown }, actor: Actor | null): Promise<PolicyView> {
+  const definition = checkDefinition(input.definition);
+  const id = ctx.newId();
+  const now = ctx.clock.now();
+  await ctx.store.tx(async (trx) => {
+    const dup = await trx.selectFrom('policies').select('id').where('name', '=', input.name).executeTakeFirst();
+    if (dup) throw ApiError.conflict(`a policy named "${input.name}" already exists (${dup.id}); PUT /policies/${dup.id} adds a version`, { policy_id: dup.id });
+    await insertPolicy(trx, { id, name: input.name, policy_type: input.policy_type, description: input.description ?? null, definition, created_by: actorLabel(actor), at: now });
+    await appendEvent(trx, { entity_type: 'policy', entity_id: id, type: 'policy.created', actor: actorLabel(actor), payload: { name: input.name, version: 1, definition }, at: now });
+  });
+  return policyView(ctx, id);
+}
+
+/** PUT: a new version n+1, active at once; older versions stay listable and re-activatable. */
+export async function updatePolicyVersion(ctx: ServiceContext, id: string, input: { definition: unknown; description?: string | null; policy_type?: string }, actor: Actor | null): Promise<PolicyView> {
+  const definition = checkDefinition(input.definition);
+  const now = ctx.clock.now();
+  await ctx.store.tx(async (trx) => {
+    const p = await getPolicy(trx, id);
+    if (!p) throw ApiError.notFound('policy', id);
+    const version = p.latest_version + 1;
+    await insertVersion(trx, { policy_id: id, version, definition, created_by: actorLabel(actor), at: now });
+    const ok = await updatePolicy(trx, id, { latest_version: version, active_version: version, ...(input.description !== undefined ? { description: input.description } : {}), ...(input.policy_type ? { policy_type: input.policy_type } : {}) }, now, p.latest_version);
+    if (!ok) throw ApiError.conflict(`policy ${id} changed concurrently; retry`);
+    await appendEvent(trx, { entity_type: 'policy', entity_id: id, type: 'policy.version_created', actor: actorLabel(actor), payload: { version, previous_active: p.active_version, definition }, at: now });
+  });
+  ctx.runtime.policiesChanged();
+  return policyView(ctx, id);
+}
+
+/** Makes `version` the active one (rollback), or switches the policy on/off. */
+export async function activatePolicy(ctx: ServiceContext, id: string, input: { version?: number; is_active?: boolean }, actor: Actor | null): Promise<PolicyView> {
+  const now = ctx.clock.now();
+  await ctx.store.tx(async (trx) => {
+    const p = await getPolicy(trx, id);
+    if (!p) throw ApiError.notFound('policy', id);
+    const version = input.version ?? p.active_version;
+    if (!(await getVersion(trx, id, version))) throw ApiError.notFound(`policy ${id} version`, String(version));
+    await updatePolicy(trx, id, { active_version: version, is_active: input.is_active === false ? 0 : 1 }, now);
+    await appendEvent(trx, { entity_type: 'policy', entity_id: id, type: 'policy.activated', actor: actorLabel(actor), payload: { version, previous_active: p.active_version, is_active: input.is_active !== false }, at: now });
+  });
+  ctx.runtime.policiesChanged();
+  return policyView(ctx, id);
+}
+
+export async function versionsOf(ctx: ServiceContext, id: string): Promise<PolicyVersion[]> {
+  if (!(await ctx.store.read((db) => getPolicy(db, id)))) throw ApiError.notFound('policy', id);
+  return ctx.store.read((db) => listVersions(db, id));
+}
+
+export async function assignPolicy(ctx: ServiceContext, supervisorId: string, input: { policy_id: string; priority?: number }, actor: Actor | null): Promise<void> {
+  const now = ctx.clock.now();
+  await ctx.store.tx(async (trx) => {
+    if (!(await getSupervisor(trx, supervisorId))) throw ApiError.notFound('supervisor', supervisorId);
+    if (!(await getPolicy(trx, input.policy_id))) throw new ApiError(400, 'validation_failed', `policy_id: policy ${input.policy_id} not found`, { problems: [{ path: 'policy_id', message: 'not found' }] });
+    await upsertAssignment(trx, { supervisor_id: supervisorId, policy_id: input.policy_id, priority: input.priority ?? 100, at: now });
+    await appendEvent(trx, { supervisor_id: supervisorId, entity_type: 'policy', entity_id: input.policy_id, type: 'policy.assigned', actor: actorLabel(actor), payload: { priority: input.priority ?? 100 }, at: now });
+  });
+  ctx.runtime.policiesChanged();
+}
+
+export async function unassignPolicy(ctx: ServiceContext, supervisorId: string, policyId: string, actor: Actor | null): Promise<void> {
+  const now = ctx.clock.now();
+  await ctx.store.tx(async (trx) => {
+    if (!(await deleteAssignment(trx, supervisorId, policyId))) throw ApiError.notFound(`assignment of policy ${policyId} to supervisor`, supervisorId);
+    await appendEvent(trx, { supervisor_id: supervisorId, entity_type: 'policy', entity_id: policyId, type: 'policy.unassigned', actor: actorLabel(actor), payload: {}, at: now });
+  });
+  ctx.runtime.policiesChanged();
+}
+
+export interface SimulateInput { context?: Record<string, unknown>; agent_id?: string; supervisor_id?: string; event_type?: EventType; version?: number }
+
+/** Evaluates a policy against a given context or a live agent; writes nothing. */
+export async function simulate(ctx: ServiceContext, id: string, input: SimulateInput) {
+  const p = await ctx.store.read((db) => getPolicy(db, id));
+  if (!p) throw ApiError.notFound('policy', id);
+  const v = await ctx.store.read((db) => getVersion(db, id, input.version ?? p.active_version));
+  if (!v) throw ApiError.notFound(`policy ${id} version`, String(input.version));
+  let context: PolicyContext;
+  if (input.agent_id) {
+    const agent = await ctx.store.read((db) => getAgent(db, input.agent_id as string));
+    if (!agent) throw ApiError.notFound('agent', input.agent_id);
+    const supId = input.supervisor_id ?? agent.supervisor_id;
+    const sup = supId ? await ctx.store.read((db) => getSupervisor(db, supId)) : undefined;
+    if (!sup) throw new ApiError(400, 'validation_failed', 'supervisor_id: the agent is in no team; name a supervisor to simulate under', { problems: [{ path: 'supervisor_id', message: 'required for an agent outside every team' }] });
+    const team = agent.team_id ? await ctx.store.read((db) => getTeam(db, agent.team_id as string)) : undefined;
+    const members = team ? await ctx.store.read((db) => countMembers(db, team.id)) : 0;
+    context = buildContext(sup, agent, team ? { ...team, member_count: members } : null, input.event_type ?? 'sweep', undefined, ctx.clock.now());
+  } else if (input.context) {
+    const c = input.context as Partial<PolicyContext>;
+    context = {
+      ...c,
+      supervisor: c.supervisor ?? { id: 'simulated', name: 'simulated', status: 'ACTIVE', hierarchy_level: 0, parent_id: null },
+      event: { type: input.event_type ?? 'sweep', ...(c.event ?? {}) },
+    } as PolicyContext;
+  } else {
+    throw new ApiError(400, 'validation_failed', 'give either context or agent_id', { problems: [{ path: '', message: 'context or agent_id is required' }] });
+  }
+  const t0 = performance.now();
+  const decision = compileCondition(v.definition.condition)(context);
+  const duration_us = Math.round((performance.now() - t0) * 1000);
+  const interventions = decision.matched ? planActions(v.definition, context, { id: p.id, name: p.name, version: v.version }) : [];
+  return { policy_id: p.id, version: v.version, matched: decision.matched, decision_path: decision.path, would_create: interventions, context, duration_us };
+}

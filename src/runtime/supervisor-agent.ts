@@ -1,0 +1,240 @@
+/**
+ * One running supervisor: a heartbeat loop and a monitor loop. Memory holds only a cache of
+ * committed rows; every decision is committed before it is acted on.
+ */
+import { CAN_GO_STALE, EVALUATED_STATUSES, isStale } from '../domain/agent.js';
+import { MONITORING_STATUSES, validateConfig, type SupervisorConfig } from '../domain/supervisor.js';
+import { iso, type Clock, type IdSource } from '../domain/time.js';
+import type { Store } from '../store/store.js';
+import { parseJson } from '../store/store.js';
+import { beatSupervisor, getSupervisor, toSupervisor, type Supervisor } from '../store/supervisors.js';
+import { markEvaluated, toAgent, type Agent, type Team } from '../store/agents.js';
+import { markGroupEvaluated, unevaluatedGroups } from '../store/alerts.js';
+import { appendEvents, type NewEvent } from '../store/events.js';
+import { evaluateAndCommit, loadPolicies, type CompiledPolicy, type EvaluationItem, type EvaluationSummary } from './evaluator.js';
+import { Loop } from './loop.js';
+import type { Logger } from './logger.js';
+import type { Metrics } from './metrics.js';
+
+export interface SupervisorAgentDeps {
+  store: Store;
+  clock: Clock;
+  newId: IdSource;
+  logger: Logger;
+  metrics?: Metrics;
+  instanceId: string;
+  /** A tick threw something that is not a store outage: the supervisor has failed. */
+  onFailure: (agent: SupervisorAgent, reason: string) => void;
+  /** Interventions were approved: the executor should look. */
+  onApproved: () => void;
+  /** The row is gone or owned by another process: stop hosting it. */
+  onLost: (agent: SupervisorAgent) => void;
+}
+
+/** Policies and teams are re-read at least this often, so changes apply without restart. */
+const RELOAD_MS = 5_000;
+
+/** Raised when the stored row cannot be used (for example a corrupt config). */
+export class SupervisorCorruptError extends Error {}
+
+export class SupervisorAgent {
+  readonly heartbeatLoop: Loop;
+  readonly monitorLoop: Loop;
+  sup: Supervisor;
+  config: SupervisorConfig;
+  private policies: CompiledPolicy[] = [];
+  private teams = new Map<string, Team & { member_count: number }>();
+  private lastReload = 0;
+  private lastSweep = 0;
+  lastBeatAt: number | null;
+
+  constructor(private readonly deps: SupervisorAgentDeps, sup: Supervisor) {
+    this.sup = sup;
+    this.config = SupervisorAgent.checkedConfig(sup);
+    this.lastBeatAt = sup.last_heartbeat_at ? Date.parse(sup.last_heartbeat_at) : null;
+    const name = `supervisor:${sup.id}`;
+    this.heartbeatLoop = new Loop({ name: `${name}:heartbeat`, clock: deps.clock, logger: deps.logger, intervalMs: () => this.config.heartbeat_interval_seconds * 1000, tick: () => this.beat(), onError: (e) => this.onLoopError(e) });
+    this.monitorLoop = new Loop({ name: `${name}:monitor`, clock: deps.clock, logger: deps.logger, intervalMs: () => Math.min(this.config.policy_evaluation_interval_seconds * 1000, RELOAD_MS), tick: () => this.tickOnce(), onError: (e) => this.onLoopError(e) });
+  }
+
+  get id(): string {
+    return this.sup.id;
+  }
+
+  /** Validates the stored config; a row the code cannot use is a supervisor failure, not a crash. */
+  static checkedConfig(sup: Supervisor): SupervisorConfig {
+    const checked = validateConfig(sup.config ?? {});
+    if (!checked.ok) throw new SupervisorCorruptError(`stored config is invalid: ${checked.problems.map((p) => `${p.path} ${p.message}`).join('; ')}`);
+    return checked.value;
+  }
+
+  start(): void {
+    this.heartbeatLoop.start();
+    this.monitorLoop.start();
+  }
+
+  async stop(): Promise<void> {
+    await Promise.all([this.heartbeatLoop.stop(), this.monitorLoop.stop()]);
+  }
+
+  /** New heartbeats or alerts arrived for this supervisor. */
+  poke(): void {
+    this.monitorLoop.poke();
+  }
+
+  /** Replaces the cached row after a committed change made elsewhere in this process. */
+  refresh(sup: Supervisor): void {
+    this.config = SupervisorAgent.checkedConfig(sup);
+    this.sup = sup;
+    this.lastReload = 0;
+  }
+
+  private onLoopError(err: unknown): void {
+    if (this.deps.store.caps.isTransient(err) || (err as { code?: string })?.code === 'store_unavailable') return;
+    this.deps.metrics?.loopFailures.inc({ loop: 'supervisor' });
+    this.deps.onFailure(this, err instanceof Error ? err.message : String(err));
+  }
+
+  /** Writes the supervisor heartbeat, unless the monitor is stuck (then the watchdog should see it). */
+  async beat(): Promise<void> {
+    const intervalMs = this.config.heartbeat_interval_seconds * 1000;
+    if (this.monitorLoop.overrunning(Math.max(intervalMs, 5_000))) return;
+    const now = this.deps.clock.now();
+    const ok = await this.deps.store.read((db) => beatSupervisor(db, this.sup.id, this.deps.instanceId, now));
+    if (!ok) {
+      this.deps.onLost(this);
+      return;
+    }
+    this.lastBeatAt = now;
+    this.sup = { ...this.sup, last_heartbeat_at: iso(now) };
+  }
+
+  /** One monitoring pass. Exposed so tests can drive it by hand. */
+  async tickOnce(): Promise<void> {
+    const now = this.deps.clock.now();
+    if (now - this.lastReload >= RELOAD_MS || this.lastReload === 0) await this.reload(now);
+    if (!MONITORING_STATUSES.includes(this.sup.status)) return;
+    await this.evaluatePendingHeartbeats();
+    await this.markStaleAgents();
+    await this.evaluateAlertGroups();
+    if (now - this.lastSweep >= this.config.policy_evaluation_interval_seconds * 1000) {
+      this.lastSweep = now;
+      await this.sweep();
+    }
+  }
+
+  private async reload(now: number): Promise<void> {
+    const { store } = this.deps;
+    const row = await store.read((db) => db.selectFrom('supervisors').selectAll().where('id', '=', this.sup.id).executeTakeFirst());
+    if (!row || row.owner_instance_id !== this.deps.instanceId) {
+      this.deps.onLost(this);
+      return;
+    }
+    const sup = toSupervisor(row);
+    this.config = SupervisorAgent.checkedConfig(sup);
+    this.sup = sup;
+    this.policies = await loadPolicies(store, sup.id);
+    const teams = await store.read((db) =>
+      db
+        .selectFrom('teams as t')
+        .leftJoin('team_members as m', (j) => j.onRef('m.team_id', '=', 't.id').on('m.left_at', 'is', null))
+        .select(['t.id', 't.supervisor_id', 't.name', 't.objective', 't.created_at', 't.updated_at'])
+        .select((eb) => eb.fn.count<number>('m.id').as('member_count'))
+        .where('t.supervisor_id', '=', sup.id)
+        .groupBy(['t.id', 't.supervisor_id', 't.name', 't.objective', 't.created_at', 't.updated_at'])
+        .execute(),
+    );
+    this.teams = new Map(teams.map((t) => [t.id, { ...t, member_count: Number(t.member_count) }]));
+    this.lastReload = now;
+  }
+
+  private async loadAgents(filter: 'pending' | 'stale-candidates' | 'evaluated'): Promise<Agent[]> {
+    const rows = await this.deps.store.read((db) => {
+      let q = db.selectFrom('agents').selectAll().where('supervisor_id', '=', this.sup.id);
+      if (filter === 'pending') q = q.whereRef('heartbeat_count', '>', 'evaluated_count');
+      else if (filter === 'stale-candidates') q = q.where('status', 'in', [...CAN_GO_STALE]);
+      else q = q.where('status', 'in', [...EVALUATED_STATUSES]);
+      return q.orderBy('id').execute();
+    });
+    return rows.map(toAgent);
+  }
+
+  private async run(items: EvaluationItem[], trigger: string, extra?: Parameters<typeof evaluateAndCommit>[6]): Promise<EvaluationSummary | null> {
+    if (!items.length && !extra) return null;
+    const t0 = performance.now();
+    const summary = await evaluateAndCommit(this.deps, this.sup, this.config, this.policies, this.teams, items, extra);
+    this.deps.metrics?.evaluationSeconds.observe({ trigger }, (performance.now() - t0) / 1000);
+    if (summary.evaluated) {
+      this.deps.metrics?.evaluations.inc({ matched: 'true' }, summary.matched);
+      this.deps.metrics?.evaluations.inc({ matched: 'false' }, summary.evaluated - summary.matched);
+    }
+    if (summary.approved) this.deps.onApproved();
+    return summary;
+  }
+
+  /** Evaluates every agent whose committed heartbeats are past the durable evaluation cursor. */
+  async evaluatePendingHeartbeats(): Promise<void> {
+    const pending = await this.loadAgents('pending');
+    if (!pending.length) return;
+    const items = pending.filter((a) => EVALUATED_STATUSES.includes(a.status)).map((a) => ({ agent: a, trigger: 'heartbeat' as const }));
+    await this.run(items, 'heartbeat', async (trx) => {
+      for (const a of pending) await markEvaluated(trx, a.id, a.heartbeat_count);
+    });
+  }
+
+  /** Agents silent for longer than the timeout (never counting supervisor downtime) go STALE. */
+  async markStaleAgents(): Promise<void> {
+    const now = this.deps.clock.now();
+    const resumed = this.sup.resumed_at ? Date.parse(this.sup.resumed_at) : null;
+    const candidates = (await this.loadAgents('stale-candidates')).filter((a) =>
+      isStale(a.last_heartbeat_at ? Date.parse(a.last_heartbeat_at) : null, Date.parse(a.created_at), resumed, this.config.agent_heartbeat_timeout_seconds, now),
+    );
+    if (!candidates.length) return;
+    const items = candidates.map((a) => ({ agent: { ...a, status: 'STALE' as const }, trigger: 'agent_stale' as const }));
+    await this.run(items, 'agent_stale', async (trx) => {
+      const events: NewEvent[] = [];
+      for (const a of candidates) {
+        // Compare-and-set on the heartbeat time: a heartbeat that just landed wins.
+        let q = trx.updateTable('agents').set({ status: 'STALE', status_changed_at: iso(now), updated_at: iso(now) }).where('id', '=', a.id).where('status', '=', a.status);
+        q = a.last_heartbeat_at ? q.where('last_heartbeat_at', '=', a.last_heartbeat_at) : q.where('last_heartbeat_at', 'is', null);
+        const res = await q.executeTakeFirst();
+        if (Number(res.numUpdatedRows)) {
+          events.push({ supervisor_id: this.sup.id, entity_type: 'agent', entity_id: a.id, type: 'agent.status_changed', payload: { from: a.status, to: 'STALE', last_heartbeat_at: a.last_heartbeat_at, timeout_seconds: this.config.agent_heartbeat_timeout_seconds }, at: now });
+        }
+      }
+      await appendEvents(trx, events);
+    });
+  }
+
+  /** One evaluation per alert group, committed together with the group's "evaluated" flag. */
+  async evaluateAlertGroups(): Promise<void> {
+    const groups = await this.deps.store.read((db) => unevaluatedGroups(db, this.sup.id));
+    if (!groups.length) return;
+    const agentIds = groups.map((g) => g.agent_id).filter((x): x is string => !!x);
+    const agents = agentIds.length
+      ? new Map((await this.deps.store.read((db) => db.selectFrom('agents').selectAll().where('id', 'in', agentIds).execute())).map((r) => [r.id, toAgent(r)]))
+      : new Map<string, Agent>();
+    const items: EvaluationItem[] = groups.map((g) => ({
+      agent: (g.agent_id && agents.get(g.agent_id)) || null,
+      trigger: 'alert_group',
+      event: { alert: { group_id: g.id, kind: g.kind, severity: g.severity, count: g.alert_count, agent_id: g.agent_id } },
+    }));
+    await this.run(items, 'alert_group', async (trx) => {
+      for (const g of groups) await markGroupEvaluated(trx, g.id);
+    });
+  }
+
+  /** Periodic level-triggered pass over every agent of this supervisor. */
+  async sweep(): Promise<void> {
+    if (!this.policies.length) return;
+    const agents = await this.loadAgents('evaluated');
+    await this.run(agents.map((a) => ({ agent: a, trigger: 'sweep' as const })), 'sweep');
+  }
+
+  /** Fresh row from the database (for health), falling back to the cache. */
+  async current(): Promise<Supervisor> {
+    return (await this.deps.store.read((db) => getSupervisor(db, this.sup.id))) ?? this.sup;
+  }
+}
+
+export const parseLastEvaluation = (text: string | null) => parseJson(text, null);

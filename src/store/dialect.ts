@@ -1,0 +1,106 @@
+/** The one place that knows how SQLite and PostgreSQL differ. */
+import SqliteDatabase from 'better-sqlite3';
+import pg from 'pg';
+import { Kysely, PostgresDialect, SqliteDialect, sql, type ColumnDefinitionBuilder } from 'kysely';
+import { mkdirSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
+import type { Database } from './schema.js';
+
+export type DialectName = 'sqlite' | 'postgres';
+
+export interface DialectCaps {
+  name: DialectName;
+  /** Column builder for an auto-incrementing integer primary key. */
+  serialType: 'integer' | 'bigserial';
+  serialColumn(col: ColumnDefinitionBuilder): ColumnDefinitionBuilder;
+  /** Whether an error means "the store is unavailable, try again later" rather than a bug. */
+  isTransient(err: unknown): boolean;
+  /** Whether an error is a unique-constraint violation. */
+  isUniqueViolation(err: unknown): boolean;
+  isForeignKeyViolation(err: unknown): boolean;
+}
+
+export interface OpenedDatabase {
+  db: Kysely<Database>;
+  caps: DialectCaps;
+  describe: string;
+}
+
+const SQLITE_TRANSIENT = new Set(['SQLITE_BUSY', 'SQLITE_LOCKED', 'SQLITE_BUSY_SNAPSHOT', 'SQLITE_BUSY_RECOVERY', 'SQLITE_IOERR', 'SQLITE_CANTOPEN', 'SQLITE_FULL']);
+// Connection failures, admin shutdown, serialization failures, deadlocks, too many connections.
+const PG_TRANSIENT_CODES = new Set(['57P01', '57P02', '57P03', '08000', '08003', '08006', '08001', '08004', '40001', '40P01', '53300', '53400']);
+const NET_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'EPIPE', 'ETIMEDOUT', 'ENOTFOUND', 'EHOSTUNREACH', 'ENETUNREACH', 'EAI_AGAIN']);
+
+function errCode(err: unknown): string | undefined {
+  return typeof err === 'object' && err !== null && 'code' in err ? String((err as { code: unknown }).code) : undefined;
+}
+
+function isPgTransient(err: unknown): boolean {
+  const code = errCode(err);
+  if (code && (PG_TRANSIENT_CODES.has(code) || NET_CODES.has(code))) return true;
+  const message = err instanceof Error ? err.message : '';
+  return /Connection terminated|connection timeout|timeout exceeded when trying to connect|Client has encountered a connection error|Connection ended|not queryable/i.test(message);
+}
+
+const sqliteCaps: DialectCaps = {
+  name: 'sqlite',
+  serialType: 'integer',
+  serialColumn: (c) => c.primaryKey().autoIncrement(),
+  isTransient: (err) => {
+    const code = errCode(err);
+    return code !== undefined && [...SQLITE_TRANSIENT].some((c) => code.startsWith(c));
+  },
+  isUniqueViolation: (err) => {
+    const code = errCode(err);
+    return code === 'SQLITE_CONSTRAINT_UNIQUE' || code === 'SQLITE_CONSTRAINT_PRIMARYKEY';
+  },
+  isForeignKeyViolation: (err) => errCode(err) === 'SQLITE_CONSTRAINT_FOREIGNKEY',
+};
+
+const postgresCaps: DialectCaps = {
+  name: 'postgres',
+  serialType: 'bigserial',
+  serialColumn: (c) => c.primaryKey(),
+  isTransient: isPgTransient,
+  isUniqueViolation: (err) => errCode(err) === '23505',
+  isForeignKeyViolation: (err) => errCode(err) === '23503',
+};
+
+/** Parses `sqlite:<path>` / `postgres://...` into a Kysely instance with its capabilities. */
+export function openDatabase(url: string, opts: { poolSize?: number } = {}): OpenedDatabase {
+  if (url.startsWith('sqlite:')) {
+    const raw = url.slice('sqlite:'.length).replace(/^\/\/(?=\/)/, '');
+    const path = raw === ':memory:' ? raw : resolve(raw || './data/overseer.db');
+    if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true });
+    const sqlite = new SqliteDatabase(path);
+    sqlite.pragma('journal_mode = WAL');
+    sqlite.pragma('synchronous = FULL');
+    // Short: better-sqlite3 blocks the event loop while it waits; longer waits are async retries.
+    sqlite.pragma('busy_timeout = 100');
+    sqlite.pragma('foreign_keys = ON');
+    const db = new Kysely<Database>({ dialect: new SqliteDialect({ database: sqlite }) });
+    return { db, caps: sqliteCaps, describe: `sqlite:${path}` };
+  }
+  if (url.startsWith('postgres://') || url.startsWith('postgresql://')) {
+    // int8 (bigserial, count(*)) as JS numbers: our sequences stay far below 2^53.
+    pg.types.setTypeParser(20, (v) => Number.parseInt(v, 10));
+    const pool = new pg.Pool({
+      connectionString: url,
+      max: opts.poolSize ?? 10,
+      connectionTimeoutMillis: 3000,
+      idleTimeoutMillis: 30_000,
+      keepAlive: true,
+    });
+    // An idle client losing its connection must not crash the process; the next query reconnects.
+    pool.on('error', () => {});
+    const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
+    const safe = url.replace(/\/\/([^:@/]+):[^@/]*@/, '//$1:***@');
+    return { db, caps: postgresCaps, describe: safe };
+  }
+  throw new Error(`DATABASE_URL must start with sqlite: or postgres:// (got "${url.slice(0, 40)}")`);
+}
+
+/** Cheap liveness query used by readiness checks. */
+export async function ping(db: Kysely<Database>): Promise<void> {
+  await sql`select 1`.execute(db);
+}
