@@ -8,6 +8,11 @@ export interface Config {
   shutdownGraceMs: number;
   logLevel: string;
   controlUrlAllow: string[] | null;
+  /** Ingest (heartbeat, alert) requests per second allowed per agent token, and per other token. */
+  agentRateLimit: number;
+  ingestRateLimit: number;
+  /** Policy evaluation records older than this are pruned. */
+  evaluationRetentionHours: number;
 }
 
 export class ConfigError extends Error {}
@@ -34,5 +39,8 @@ export function loadConfig(env: NodeJS.ProcessEnv, flags: { host?: string; port?
     shutdownGraceMs: int('OVERSEER_SHUTDOWN_GRACE_MS', env.OVERSEER_SHUTDOWN_GRACE_MS, 10_000, 0, 600_000),
     logLevel: env.LOG_LEVEL ?? 'info',
     controlUrlAllow: allow ? allow.split(',').map((h) => h.trim().toLowerCase()).filter(Boolean) : null,
+    agentRateLimit: int('OVERSEER_AGENT_RATE_LIMIT', env.OVERSEER_AGENT_RATE_LIMIT, 20, 1, 1_000_000),
+    ingestRateLimit: int('OVERSEER_INGEST_RATE_LIMIT', env.OVERSEER_INGEST_RATE_LIMIT, 20_000, 1, 10_000_000),
+    evaluationRetentionHours: int('OVERSEER_EVALUATION_RETENTION_HOURS', env.OVERSEER_EVALUATION_RETENTION_HOURS, 24, 1, 24 * 365),
   };
 }

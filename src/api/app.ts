@@ -9,6 +9,7 @@ import type { Actor, ServiceContext } from '../runtime/services/context.js';
 import type { TokenService } from '../runtime/services/tokens.js';
 import { PERMISSIONS, permissionKey } from './permissions.js';
 import { BODY_LIMIT } from './schemas.js';
+import { RateLimiter } from './rate-limit.js';
 import { healthRoutes, type HealthState } from './routes/health.js';
 import { supervisorRoutes } from './routes/supervisors.js';
 import { teamAndAgentRoutes } from './routes/agents.js';
@@ -31,7 +32,11 @@ export interface AppDeps {
   logger: Logger;
   health: HealthState;
   controlUrlAllow: string[] | null;
+  /** Requests per second per token on ingest routes: agent tokens, and all other tokens. */
+  rateLimits?: { agent: number; other: number };
 }
+
+const INGEST_ROUTES = new Set(['POST /api/v1/agents/:id/heartbeat', 'POST /api/v1/alerts']);
 
 const MUTATING = new Set(['POST', 'PUT', 'PATCH', 'DELETE']);
 
@@ -46,6 +51,9 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   });
 
   app.decorateRequest('actor', null);
+  const limits = deps.rateLimits ?? { agent: 20, other: 20_000 };
+  const agentLimiter = new RateLimiter({ ratePerSecond: limits.agent, burst: limits.agent * 2 });
+  const otherLimiter = new RateLimiter({ ratePerSecond: limits.other, burst: limits.other });
 
   // Every /api/v1 route must have an entry in the permissions table.
   app.addHook('onRoute', (route) => {
@@ -69,6 +77,13 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     const allowed = PERMISSIONS[permissionKey(req.method, routeUrl)];
     if (!allowed?.includes(actor.role)) throw new ApiError(403, 'forbidden', `role ${actor.role} may not ${req.method} ${routeUrl}`, { role: actor.role });
     req.actor = actor;
+    if (INGEST_ROUTES.has(permissionKey(req.method, routeUrl))) {
+      const waitMs = (actor.role === 'agent' ? agentLimiter : otherLimiter).take(actor.id);
+      if (waitMs > 0) {
+        const seconds = Math.max(1, Math.ceil(waitMs / 1000));
+        throw new ApiError(429, 'rate_limited', `too many requests for this token; retry in ${seconds} s`, { retry_after_seconds: seconds });
+      }
+    }
     if (MUTATING.has(req.method) && deps.health.draining) throw new ApiError(503, 'shutting_down', 'this Overseer instance is shutting down; retry against another instance or after restart');
     if (MUTATING.has(req.method) && !deps.runtime.ready) throw new ApiError(503, 'not_ready', 'recovery is still running; retry shortly');
   });
@@ -77,6 +92,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     const e = err as Error & { statusCode?: number; code?: string; validation?: unknown[]; validationContext?: string };
     if (err instanceof ApiError) {
       if (err.status === 503) reply.header('retry-after', '2');
+      if (err.status === 429) reply.header('retry-after', String(err.details.retry_after_seconds ?? 1));
       return reply.status(err.status).send({ error: err.code, message: err.message, details: err.details });
     }
     if (e.validation) {

@@ -51,6 +51,7 @@ export const PERMISSIONS: Readonly<Record<string, readonly Role[]>> = {
   'PUT /api/v1/interventions/:id/reject': OPERATE,
   'POST /api/v1/alerts': INGEST,
   'GET /api/v1/events': READ,
+  'GET /api/v1/audit': OPERATE,
   'GET /api/v1/tokens': ADMIN,
   'POST /api/v1/tokens': ADMIN,
   'DELETE /api/v1/tokens/:id': ADMIN,

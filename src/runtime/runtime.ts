@@ -20,6 +20,7 @@ import { appendEvent, appendEvents, type NewEvent } from '../store/events.js';
 import { crashedInstances, insertInstance, markCleanShutdown, markRecovered, touchInstance } from '../store/instances.js';
 import { getSupervisor, listRunnableSupervisors, updateSupervisor, type Supervisor } from '../store/supervisors.js';
 import { insertIntervention, interventionsInStatus, transitionIntervention } from '../store/interventions.js';
+import { pruneEvaluations } from '../store/policies.js';
 import { InterventionExecutor } from './executor.js';
 import { HeartbeatBatcher } from './heartbeats.js';
 import { Loop } from './loop.js';
@@ -40,6 +41,8 @@ export interface RuntimeDeps {
   /** Loops tick on their own unless false; tests drive them by hand. */
   autoStartLoops?: boolean;
   random?: () => number;
+  /** Evaluation records older than this are pruned by the watchdog (default 24 h). */
+  evaluationRetentionHours?: number;
 }
 
 export interface RecoveryReport {
@@ -53,6 +56,7 @@ export interface RecoveryReport {
 }
 
 const WATCHDOG_MS = 1_000;
+const PRUNE_EVERY_MS = 60_000;
 const INSTANCE_TOUCH_MS = 5_000;
 const RESTART_BASE_MS = 1_000;
 const RESTART_CAP_MS = 60_000;
@@ -69,6 +73,7 @@ export class Runtime {
   recovery: RecoveryReport | null = null;
   startedAt = 0;
   private lastInstanceTouch = 0;
+  private lastPrune = 0;
   private readonly pendingFailures = new Set<Promise<void>>();
 
   constructor(private readonly deps: RuntimeDeps) {
@@ -318,6 +323,11 @@ export class Runtime {
       await store.read((db) => touchInstance(db, this.instanceId, now));
       this.lastInstanceTouch = now;
       await this.markUnassignedStale(now);
+    }
+    if (now - this.lastPrune >= PRUNE_EVERY_MS) {
+      this.lastPrune = now;
+      const cutoff = iso(now - (this.deps.evaluationRetentionHours ?? 24) * 3_600_000);
+      await store.read((db) => pruneEvaluations(db, cutoff, 5_000));
     }
     for (const a of [...this.hosted.values()]) {
       const intervalMs = a.config.heartbeat_interval_seconds * 1000;

@@ -46,9 +46,12 @@ export interface EventFilter {
   after?: number;
   actor?: string;
   entity_type?: string;
+  entity_id?: string;
   since?: string;
   until?: string;
   types?: string[];
+  /** Only events caused by an authenticated caller (the audit trail). */
+  withActor?: boolean;
   limit: number;
 }
 
@@ -58,9 +61,11 @@ export async function listEvents(db: Db, f: EventFilter): Promise<JournalEvent[]
   if (f.after !== undefined) q = q.where('seq', '>', f.after);
   if (f.actor) q = q.where('actor', '=', f.actor);
   if (f.entity_type) q = q.where('entity_type', '=', f.entity_type);
+  if (f.entity_id) q = q.where('entity_id', '=', f.entity_id);
   if (f.since) q = q.where('at', '>=', f.since);
   if (f.until) q = q.where('at', '<', f.until);
   if (f.types?.length) q = q.where('type', 'in', f.types);
+  if (f.withActor) q = q.where('actor', 'is not', null);
   const rows = await q.execute();
   return rows.map((r) => ({ ...r, seq: Number(r.seq), payload: parseJson(r.payload, {}) }));
 }

@@ -188,3 +188,12 @@ export async function listEvaluations(db: Db, opts: { supervisor_id?: string; po
   const rows = await q.execute();
   return rows.map((r) => ({ ...r, id: Number(r.id), matched: Boolean(r.matched), decision_path: parseJson(r.decision_path, []), context: parseJson(r.context, {}) }));
 }
+
+/** Deletes up to `limit` evaluation records older than `beforeIso`; returns how many. */
+export async function pruneEvaluations(db: Db, beforeIso: string, limit: number): Promise<number> {
+  const res = await db
+    .deleteFrom('policy_evaluations')
+    .where('id', 'in', (eb) => eb.selectFrom('policy_evaluations').select('id').where('at', '<', beforeIso).orderBy('id').limit(limit))
+    .executeTakeFirst();
+  return Number(res.numDeletedRows);
+}

@@ -52,6 +52,29 @@ export const miscRoutes = (deps: AppDeps) => async (app: FastifyInstance) => {
     return { items, next_cursor: items.length === limit && last ? String(last.seq) : null };
   });
 
+  // The audit trail: every authenticated mutation with who did it, filterable by actor, resource and time.
+  const AuditQuery = Type.Object(
+    {
+      actor: Type.Optional(Type.String({ maxLength: 300 })),
+      resource: Type.Optional(Type.String({ maxLength: 50 })),
+      resource_id: Type.Optional(Uuid),
+      since: Type.Optional(Type.String({ format: 'date-time' })),
+      until: Type.Optional(Type.String({ format: 'date-time' })),
+      after: Type.Optional(Type.String({ pattern: '^[0-9]{1,15}$' })),
+      limit: Type.Optional(Type.String({ pattern: '^[0-9]{1,4}$' })),
+    },
+    { additionalProperties: false },
+  );
+  app.get<{ Querystring: Static<typeof AuditQuery> }>('/audit', { schema: { querystring: AuditQuery } }, async (req) => {
+    const limit = req.query.limit ? Number(req.query.limit) : 100;
+    if (limit < 1 || limit > 1000) throw new ApiError(400, 'validation_failed', 'limit: between 1 and 1000', { problems: [{ path: 'querystring.limit', message: 'between 1 and 1000' }] });
+    const items = await deps.store.read((db) =>
+      listEvents(db, { withActor: true, actor: req.query.actor, entity_type: req.query.resource, entity_id: req.query.resource_id, since: req.query.since, until: req.query.until, after: req.query.after ? Number(req.query.after) : undefined, limit }),
+    );
+    const last = items[items.length - 1];
+    return { items, next_cursor: items.length === limit && last ? String(last.seq) : null };
+  });
+
   app.get('/tokens', async () => ({ items: await deps.tokens.list(), next_cursor: null }));
   app.post<{ Body: Static<typeof TokenBody> }>('/tokens', { schema: { body: TokenBody } }, async (req, reply) => {
     reply.status(201);
