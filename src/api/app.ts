@@ -1,5 +1,5 @@
 /** The Fastify application: auth, permissions, error mapping, draining, and the route modules. */
-import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyRequest } from 'fastify';
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import { ApiError } from '../domain/errors.js';
 import type { Store } from '../store/store.js';
 import type { Runtime } from '../runtime/runtime.js';
@@ -47,6 +47,13 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     bodyLimit: BODY_LIMIT,
     return503OnClosing: false,
     forceCloseConnections: 'idle',
+    // The router rejects undecodable URLs and over-long path parameters before any hook or the
+    // error handler runs; answer those in the API's error shape too, without echoing the URL.
+    frameworkErrors: (err, _req, reply) => {
+      const status = typeof err.statusCode === 'number' ? err.statusCode : 400;
+      const message = err.code === 'FST_ERR_MAX_PARAM_LENGTH' ? 'a path parameter is too long' : err.code === 'FST_ERR_BAD_URL' ? 'the request URL is not valid (malformed percent-encoding)' : 'the request could not be routed';
+      void (reply as FastifyReply).status(status).send({ error: status >= 500 ? 'internal' : 'bad_request', message, details: { code: err.code ?? null } });
+    },
     ajv: { customOptions: { removeAdditional: false, coerceTypes: false, allErrors: true, useDefaults: false } },
   });
 

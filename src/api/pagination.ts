@@ -6,7 +6,8 @@ export function pageParams(q: { limit?: string; cursor?: string }): { limit: num
   if (!Number.isInteger(limit) || limit < 1 || limit > 500) throw new ApiError(400, 'validation_failed', 'limit: must be an integer between 1 and 500', { problems: [{ path: 'querystring.limit', message: 'between 1 and 500' }] });
   if (!q.cursor) return { limit };
   const after = Buffer.from(q.cursor, 'base64url').toString('utf8');
-  if (!after || after.length > 100) throw new ApiError(400, 'validation_failed', 'cursor: not a cursor this API issued', { problems: [{ path: 'querystring.cursor', message: 'invalid' }] });
+  // Cursors are ids (UUIDs) or numeric keys; anything else decoded from base64url is not ours.
+  if (!/^(?:[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}|[0-9]{1,15})$/.test(after)) throw new ApiError(400, 'validation_failed', 'cursor: not a cursor this API issued', { problems: [{ path: 'querystring.cursor', message: 'invalid' }] });
   return { limit, after };
 }
 

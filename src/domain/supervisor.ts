@@ -81,7 +81,8 @@ export function validateConfig(
   const problems: Problem[] = [];
   const value: SupervisorConfig = { ...base };
   for (const [key, raw] of Object.entries(input as Record<string, unknown>)) {
-    const range = (CONFIG_RANGES as Record<string, Range | undefined>)[key];
+    // Own keys only: `constructor`, `toString` and `__proto__` must not pass as known keys.
+    const range = Object.hasOwn(CONFIG_RANGES, key) ? (CONFIG_RANGES as Record<string, Range>)[key] : undefined;
     const at = `${path}.${key}`;
     if (!range) {
       problems.push({ path: at, message: 'unknown config key' });

@@ -249,8 +249,8 @@ export class InterventionExecutor {
     ];
     if (status === 'COMPLETED' && i.target_type === 'AGENT') {
       const to = i.intervention_type === 'AGENT_QUARANTINE' ? 'QUARANTINED' : i.intervention_type === 'AGENT_RESTART' ? 'RESTARTING' : null;
-      const from = to === 'RESTARTING' ? (['REGISTERED', 'HEALTHY', 'STALE', 'RESTARTING'] as const) : (['REGISTERED', 'HEALTHY', 'STALE', 'RESTARTING'] as const);
-      if (to && (await setAgentStatus(trx, i.target_id, to, at, from))) {
+      // A quarantined agent is not pulled out of quarantine by a late restart.
+      if (to && (await setAgentStatus(trx, i.target_id, to, at, ['REGISTERED', 'HEALTHY', 'STALE', 'RESTARTING']))) {
         events.push({ supervisor_id: i.supervisor_id, entity_type: 'agent', entity_id: i.target_id, type: 'agent.status_changed', payload: { to, by_intervention: i.id }, at });
       }
     }

@@ -57,6 +57,17 @@ export interface RecoveryReport {
 
 const WATCHDOG_MS = 1_000;
 const PRUNE_EVERY_MS = 60_000;
+/** An instance on another host that touched its row this recently is taken to be alive. */
+const INSTANCE_ALIVE_MS = 15_000;
+
+function processExists(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
 const INSTANCE_TOUCH_MS = 5_000;
 const RESTART_BASE_MS = 1_000;
 const RESTART_CAP_MS = 60_000;
@@ -117,6 +128,7 @@ export class Runtime {
     const now = clock.now();
     this.startedAt = now;
     const report: RecoveryReport = { started_at: iso(now), completed_at: null, duration_ms: null, crashed_instances: [], supervisors_resumed: 0, interventions_redispatched: 0, interventions_interrupted: 0 };
+    await this.waitUntilAlone();
     await store.tx((trx) => insertInstance(trx, { id: this.instanceId, host: hostname(), pid: process.pid, version: this.deps.version ?? '0.0.0', at: now }));
 
     const resumed = await store.tx(async (trx) => {
@@ -183,6 +195,26 @@ export class Runtime {
     return report;
   }
 
+  /**
+   * Until leases arrive, one process runs a database's supervisors. Another instance without a
+   * clean shutdown is alive when its process still exists on this host, or when another host's
+   * instance touched its row within INSTANCE_ALIVE_MS; then this one waits (readiness 503)
+   * instead of running the same supervisors twice. A dead one is recovered at once.
+   */
+  private async waitUntilAlone(): Promise<void> {
+    const { store, clock, logger } = this.deps;
+    for (let waited = 0; ; waited++) {
+      const others = await store.read((db) => crashedInstances(db, this.instanceId));
+      const live = others.filter((o) => {
+        if (o.host === hostname()) return o.pid !== process.pid && processExists(o.pid);
+        return clock.now() - Date.parse(o.last_seen_at) < INSTANCE_ALIVE_MS;
+      });
+      if (!live.length) return;
+      if (waited % 10 === 0) logger.warn({ live: live.map((o) => ({ id: o.id, host: o.host, pid: o.pid, last_seen_at: o.last_seen_at })) }, 'another Overseer process is running on this database; waiting for it to stop');
+      await clock.sleep(1_000);
+    }
+  }
+
   /** Starts running a supervisor whose row says this process owns it. Corrupt rows fail alone. */
   private host(s: Supervisor): SupervisorAgent | null {
     let agent: SupervisorAgent;
@@ -240,9 +272,10 @@ export class Runtime {
         await updateSupervisor(trx, id, { failure_reason: reason, running: 0 }, now);
         await appendEvent(trx, { supervisor_id: id, entity_type: 'supervisor', entity_id: id, type: 'supervisor.restart_failed', payload: { reason }, at: now });
       }
-      // A corrupt config cannot tell us the budget; the defaults still bound the restarts.
+      // A corrupt config still bounds the restarts with the budget keys that are valid in it
+      // (defaults only for the rest), so one bad key does not raise the operator's budget.
       const checked = validateConfig(s.config);
-      const config = checked.ok ? checked.value : DEFAULT_CONFIG;
+      const config = checked.ok ? checked.value : salvageBudget(s.config);
       const budget = takeRestart(
         { restarts_in_window: s.restarts_in_window, restart_window_started_at: s.restart_window_started_at ? Date.parse(s.restart_window_started_at) : null },
         config,
@@ -433,6 +466,18 @@ export class Runtime {
     this.phase = 'stopped';
     return drained;
   }
+}
+
+/** The defaults, overridden by each restart-budget key that is valid on its own in a corrupt config. */
+function salvageBudget(raw: unknown): SupervisorConfig {
+  const config = { ...DEFAULT_CONFIG };
+  if (!raw || typeof raw !== 'object' || Array.isArray(raw)) return config;
+  for (const key of ['max_restarts', 'restart_window_seconds'] as const) {
+    if (!(key in raw)) continue;
+    const one = validateConfig({ [key]: (raw as Record<string, unknown>)[key] });
+    if (one.ok) config[key] = one.value[key];
+  }
+  return config;
 }
 
 async function transition(store: Store, id: string, to: 'ACTIVE' | 'UNRESPONSIVE', event: string, payload: Record<string, unknown>, at: number): Promise<Supervisor> {

@@ -93,6 +93,10 @@ export function openDatabase(url: string, opts: { poolSize?: number } = {}): Ope
     });
     // An idle client losing its connection must not crash the process; the next query reconnects.
     pool.on('error', () => {});
+    // pg-pool listens for 'error' only while a client is idle; a checked-out client whose connection
+    // dies emits an unhandled 'error' that would kill the process. Its query fails on its own (a
+    // transient error, retried), and the pool drops the broken client when it is released.
+    pool.on('connect', (client) => client.on('error', () => {}));
     const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
     const safe = url.replace(/\/\/([^:@/]+):[^@/]*@/, '//$1:***@');
     return { db, caps: postgresCaps, describe: safe };

@@ -12,7 +12,9 @@ import { addTeamMember, getAgentOr404, heartbeat, registerAgent, releaseAgent, r
 const Metadata = Type.Object({}, { additionalProperties: true, maxProperties: 200 });
 const CreateAgent = Type.Object({ name: Name, control_url: Type.Optional(Type.Union([Type.String({ minLength: 1, maxLength: 2048 }), Type.Null()])), metadata: Type.Optional(Metadata) }, { additionalProperties: false });
 const MetricValue = Type.Union([Type.Number(), Type.String({ maxLength: 256 })]);
-const HeartbeatBody = Type.Union([Type.Null(), Type.Object({ metrics: Type.Optional(Type.Record(Type.String({ minLength: 1, maxLength: 128, pattern: '^[A-Za-z_][A-Za-z0-9_.-]*$' }), MetricValue, { maxProperties: MAX_METRICS })) }, { additionalProperties: false })]);
+// A Record with a key pattern compiles to patternProperties only: without additionalProperties:false
+// a key outside the pattern would slip through with any value at all (nested objects, null, ...).
+const HeartbeatBody = Type.Union([Type.Null(), Type.Object({ metrics: Type.Optional(Type.Record(Type.String({ pattern: '^[A-Za-z_][A-Za-z0-9_.-]{0,127}$' }), MetricValue, { maxProperties: MAX_METRICS, additionalProperties: false })) }, { additionalProperties: false })]);
 const MemberBody = Type.Object({ agent_id: Uuid, role: Type.Optional(Type.Union(TEAM_ROLES.map((r) => Type.Literal(r)))) }, { additionalProperties: false });
 
 /** http(s) only, and when OVERSEER_CONTROL_URL_ALLOW is set, only those hosts. */
@@ -36,7 +38,7 @@ export const teamAndAgentRoutes = (deps: AppDeps) => async (app: FastifyInstance
 
   app.post<{ Body: Static<typeof CreateAgent> }>('/agents', { schema: { body: CreateAgent } }, async (req, reply) => {
     const metadata = req.body.metadata ?? {};
-    if (JSON.stringify(metadata).length > METADATA_LIMIT) throw new ApiError(400, 'validation_failed', `metadata: serialized size exceeds ${METADATA_LIMIT} bytes`, { problems: [{ path: 'body.metadata', message: `larger than ${METADATA_LIMIT} bytes` }] });
+    if (Buffer.byteLength(JSON.stringify(metadata), 'utf8') > METADATA_LIMIT) throw new ApiError(400, 'validation_failed', `metadata: serialized size exceeds ${METADATA_LIMIT} bytes`, { problems: [{ path: 'body.metadata', message: `larger than ${METADATA_LIMIT} bytes` }] });
     const control_url = req.body.control_url ? checkControlUrl(req.body.control_url, deps.controlUrlAllow) : null;
     reply.status(201);
     return registerAgent(ctx, { name: req.body.name, control_url, metadata }, req.actor);

@@ -77,7 +77,7 @@ export const healthRoutes = (deps: AppDeps) => async (app: FastifyInstance) => {
       body.details = {
         phase: deps.runtime.phase,
         recovery: deps.runtime.recovery,
-        supervisors_hosted: hosted.map((a) => ({ id: a.id, name: a.sup.status && a.sup.name, status: a.sup.status, last_heartbeat_at: a.sup.last_heartbeat_at })),
+        supervisors_hosted: hosted.map((a) => ({ id: a.id, name: a.sup.name, status: a.sup.status, last_heartbeat_at: a.sup.last_heartbeat_at })),
         executor_in_flight: deps.runtime.executor.inFlightCount,
         uptime_s: Math.round((Date.now() - deps.health.startedAt) / 1000),
       };

@@ -24,7 +24,7 @@ const DecisionBody = Type.Union([Type.Null(), Type.Object({ comment: Type.Option
 export const interventionRoutes = (deps: AppDeps) => async (app: FastifyInstance) => {
   const { ctx } = deps;
   app.post<{ Body: Static<typeof CreateBody> }>('/interventions', { schema: { body: CreateBody } }, async (req, reply) => {
-    if (JSON.stringify(req.body.action_details ?? {}).length > 16 * 1024) throw new ApiError(400, 'validation_failed', 'action_details: larger than 16 KiB', { problems: [{ path: 'body.action_details', message: 'too large' }] });
+    if (Buffer.byteLength(JSON.stringify(req.body.action_details ?? {}), 'utf8') > 16 * 1024) throw new ApiError(400, 'validation_failed', 'action_details: larger than 16 KiB', { problems: [{ path: 'body.action_details', message: 'too large' }] });
     reply.status(201);
     return createIntervention(ctx, req.body, req.actor);
   });

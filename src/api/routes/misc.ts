@@ -23,6 +23,7 @@ const EventsQuery = Type.Object(
   {
     supervisor_id: Type.Optional(Uuid),
     after: Type.Optional(Type.String({ pattern: '^[0-9]{1,15}$' })),
+    cursor: Type.Optional(Type.String({ pattern: '^[0-9]{1,15}$' })),
     limit: Type.Optional(Type.String({ pattern: '^[0-9]{1,4}$' })),
     actor: Type.Optional(Type.String({ maxLength: 300 })),
     entity_type: Type.Optional(Type.String({ maxLength: 50 })),
@@ -46,7 +47,7 @@ export const miscRoutes = (deps: AppDeps) => async (app: FastifyInstance) => {
     const limit = req.query.limit ? Number(req.query.limit) : 100;
     if (limit < 1 || limit > 1000) throw new ApiError(400, 'validation_failed', 'limit: between 1 and 1000', { problems: [{ path: 'querystring.limit', message: 'between 1 and 1000' }] });
     const items = await deps.store.read((db) =>
-      listEvents(db, { supervisor_id: req.query.supervisor_id, after: req.query.after ? Number(req.query.after) : undefined, actor: req.query.actor, entity_type: req.query.entity_type, since: req.query.since, until: req.query.until, limit }),
+      listEvents(db, { supervisor_id: req.query.supervisor_id, after: (req.query.after ?? req.query.cursor) ? Number(req.query.after ?? req.query.cursor) : undefined, actor: req.query.actor, entity_type: req.query.entity_type, since: req.query.since, until: req.query.until, limit }),
     );
     const last = items[items.length - 1];
     return { items, next_cursor: items.length === limit && last ? String(last.seq) : null };
@@ -61,6 +62,7 @@ export const miscRoutes = (deps: AppDeps) => async (app: FastifyInstance) => {
       since: Type.Optional(Type.String({ format: 'date-time' })),
       until: Type.Optional(Type.String({ format: 'date-time' })),
       after: Type.Optional(Type.String({ pattern: '^[0-9]{1,15}$' })),
+    cursor: Type.Optional(Type.String({ pattern: '^[0-9]{1,15}$' })),
       limit: Type.Optional(Type.String({ pattern: '^[0-9]{1,4}$' })),
     },
     { additionalProperties: false },
@@ -69,7 +71,7 @@ export const miscRoutes = (deps: AppDeps) => async (app: FastifyInstance) => {
     const limit = req.query.limit ? Number(req.query.limit) : 100;
     if (limit < 1 || limit > 1000) throw new ApiError(400, 'validation_failed', 'limit: between 1 and 1000', { problems: [{ path: 'querystring.limit', message: 'between 1 and 1000' }] });
     const items = await deps.store.read((db) =>
-      listEvents(db, { withActor: true, actor: req.query.actor, entity_type: req.query.resource, entity_id: req.query.resource_id, since: req.query.since, until: req.query.until, after: req.query.after ? Number(req.query.after) : undefined, limit }),
+      listEvents(db, { withActor: true, actor: req.query.actor, entity_type: req.query.resource, entity_id: req.query.resource_id, since: req.query.since, until: req.query.until, after: (req.query.after ?? req.query.cursor) ? Number(req.query.after ?? req.query.cursor) : undefined, limit }),
     );
     const last = items[items.length - 1];
     return { items, next_cursor: items.length === limit && last ? String(last.seq) : null };

@@ -62,8 +62,9 @@ export async function releaseAgent(ctx: ServiceContext, id: string, actor: Actor
     if (!a) throw ApiError.notFound('agent', id);
     if (a.status !== 'QUARANTINED') throw new ApiError(409, 'illegal_transition', `agent ${id} is ${a.status}, not QUARANTINED`, { status: a.status });
     await setAgentStatus(trx, id, 'HEALTHY', now, ['QUARANTINED']);
-    // The cursor moves past old telemetry so the release is not undone by a stale reading.
-    await trx.updateTable('agents').set({ evaluated_count: a.heartbeat_count, last_heartbeat_at: iso(now) }).where('id', '=', id).execute();
+    // The cursor moves past old telemetry and the old reading is dropped, so neither the next
+    // heartbeat pass nor a sweep undoes the release on the metrics that caused the quarantine.
+    await trx.updateTable('agents').set({ evaluated_count: a.heartbeat_count, last_heartbeat_at: iso(now), last_metrics: null }).where('id', '=', id).execute();
     await appendEvent(trx, { supervisor_id: a.supervisor_id, entity_type: 'agent', entity_id: id, type: 'agent.released', actor: actorLabel(actor), payload: { from: 'QUARANTINED', to: 'HEALTHY' }, at: now });
   });
   return getAgentOr404(ctx, id);

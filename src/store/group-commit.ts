@@ -1,0 +1,94 @@
+/**
+ * Group commit: units of work submitted in the same event-loop turn share one transaction (one
+ * fsync on SQLite, one round of commits on PostgreSQL). Each unit runs inside its own savepoint,
+ * so one unit's failure rolls back only that unit; its caller gets the error, the others commit.
+ * A caller's promise settles only after the shared transaction has committed.
+ */
+import { sql } from 'kysely';
+import type { Store, Tx } from './store.js';
+
+interface Unit<T> { work: (trx: Tx) => Promise<T>; resolve: (v: T) => void; reject: (e: unknown) => void }
+
+type Outcome = { ok: true; value: unknown } | { ok: false; error: unknown };
+
+export class GroupCommitter {
+  private queue: Unit<unknown>[] = [];
+  private flushing: Promise<void> | null = null;
+  private scheduled = false;
+
+  constructor(private readonly store: Store, private readonly maxBatch = 200) {}
+
+  /** Runs `work` in the next shared transaction. `work` must only touch the database. */
+  run<T>(work: (trx: Tx) => Promise<T>): Promise<T> {
+    return new Promise<T>((resolve, reject) => {
+      this.queue.push({ work, resolve, reject } as Unit<unknown>);
+      this.schedule();
+    });
+  }
+
+  private schedule(): void {
+    if (this.scheduled || this.flushing) return;
+    this.scheduled = true;
+    setImmediate(() => {
+      this.scheduled = false;
+      void this.flushAll();
+    });
+  }
+
+  private async flushAll(): Promise<void> {
+    if (this.flushing) return;
+    this.flushing = (async () => {
+      while (this.queue.length) await this.flush(this.queue.splice(0, this.maxBatch));
+    })();
+    try {
+      await this.flushing;
+    } finally {
+      this.flushing = null;
+      if (this.queue.length) this.schedule();
+    }
+  }
+
+  private async flush(batch: Unit<unknown>[]): Promise<void> {
+    let outcomes: Outcome[];
+    try {
+      outcomes = await this.store.tx(async (trx) => {
+        const out: Outcome[] = [];
+        if (batch.length === 1) {
+          out.push({ ok: true, value: await batch[0].work(trx) });
+          return out;
+        }
+        for (const unit of batch) {
+          await sql`savepoint group_unit`.execute(trx);
+          try {
+            const value = await unit.work(trx);
+            await sql`release savepoint group_unit`.execute(trx);
+            out.push({ ok: true, value });
+          } catch (error) {
+            // A lost connection or lock aborts the whole batch so the store can retry it.
+            if (this.store.caps.isTransient(error)) throw error;
+            await sql`rollback to savepoint group_unit`.execute(trx);
+            await sql`release savepoint group_unit`.execute(trx);
+            out.push({ ok: false, error });
+          }
+        }
+        return out;
+      });
+    } catch (error) {
+      for (const unit of batch) unit.reject(error);
+      return;
+    }
+    batch.forEach((unit, i) => {
+      const o = outcomes[i];
+      if (o.ok) unit.resolve(o.value);
+      else unit.reject(o.error);
+    });
+  }
+
+  /** Waits until everything submitted so far has settled. */
+  async drain(): Promise<void> {
+    while (this.queue.length || this.flushing || this.scheduled) {
+      if (this.flushing) await this.flushing;
+      else await new Promise((r) => setImmediate(r));
+    }
+  }
+}
