@@ -8,7 +8,7 @@ import type { Logger } from '../runtime/logger.js';
 import type { Actor, ServiceContext } from '../runtime/services/context.js';
 import type { TokenService } from '../runtime/services/tokens.js';
 import { PERMISSIONS, permissionKey } from './permissions.js';
-import { BODY_LIMIT } from './schemas.js';
+import { BODY_LIMIT, findHostileJson } from './schemas.js';
 import { RateLimiter } from './rate-limit.js';
 import { healthRoutes, type HealthState } from './routes/health.js';
 import { supervisorRoutes } from './routes/supervisors.js';
@@ -39,6 +39,7 @@ export interface AppDeps {
 const INGEST_ROUTES = new Set(['POST /api/v1/agents/:id/heartbeat', 'POST /api/v1/alerts']);
 
 const MUTATING = new Set(['POST', 'PUT', 'PATCH', 'DELETE']);
+const MAX_PROBLEMS_SHOWN = 50;
 
 export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   const app = Fastify({
@@ -95,6 +96,12 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     if (MUTATING.has(req.method) && !deps.runtime.ready) throw new ApiError(503, 'not_ready', 'recovery is still running; retry shortly');
   });
 
+  // Before the schemas run: NUL characters and runaway nesting anywhere in the body or query.
+  app.addHook('preValidation', async (req: FastifyRequest) => {
+    const problem = findHostileJson(req.body, 'body') ?? findHostileJson(req.query, 'querystring');
+    if (problem) throw new ApiError(400, 'validation_failed', `${problem.path}: ${problem.message}`, { problems: [problem] });
+  });
+
   app.setErrorHandler((err, req, reply) => {
     const e = err as Error & { statusCode?: number; code?: string; validation?: unknown[]; validationContext?: string };
     if (err instanceof ApiError) {
@@ -109,7 +116,9 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
         const message = v.keyword === 'additionalProperties' ? 'unknown field' : v.keyword === 'required' ? 'is required' : v.message ?? 'invalid';
         return { path: `${base}${extra}`, message };
       });
-      return reply.status(400).send({ error: 'validation_failed', message: problems.map((p) => `${p.path}: ${p.message}`).slice(0, 3).join('; '), details: { problems } });
+      // allErrors reports every bad item of an array: cap the list so a 1 MiB request cannot earn a many-MiB answer.
+      const shown = problems.slice(0, MAX_PROBLEMS_SHOWN);
+      return reply.status(400).send({ error: 'validation_failed', message: problems.map((p) => `${p.path}: ${p.message}`).slice(0, 3).join('; '), details: { problems: shown, ...(shown.length < problems.length ? { problems_total: problems.length } : {}) } });
     }
     if (deps.store.caps.isTransient(err)) {
       reply.header('retry-after', '2');

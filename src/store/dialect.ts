@@ -105,6 +105,18 @@ export function openDatabase(url: string, opts: { poolSize?: number } = {}): Ope
 }
 
 /** Cheap liveness query used by readiness checks. */
-export async function ping(db: Kysely<Database>): Promise<void> {
-  await sql`select 1`.execute(db);
+/**
+ * Readiness probe. On SQLite a plain read succeeds even while another process holds the write
+ * lock (WAL), so the probe takes and drops the write lock: readiness then fails exactly when
+ * writes would.
+ */
+export async function ping(db: Kysely<Database>, caps: DialectCaps): Promise<void> {
+  if (caps.name === 'postgres') {
+    await sql`select 1`.execute(db);
+    return;
+  }
+  await db.connection().execute(async (conn) => {
+    await sql`begin immediate`.execute(conn);
+    await sql`rollback`.execute(conn);
+  });
 }

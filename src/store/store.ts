@@ -11,7 +11,9 @@ export type Tx = Transaction<Database>;
 /** Raised when the database cannot be reached or is locked; callers answer 503. */
 export class StoreUnavailableError extends ApiError {
   constructor(cause: unknown) {
-    super(503, 'store_unavailable', `the database is unavailable: ${cause instanceof Error ? cause.message : String(cause)}`);
+    // The cause (hosts, ports, file paths) goes to the log, not to callers.
+    super(503, 'store_unavailable', 'the database is unavailable; nothing was changed, retry later');
+    this.cause = cause;
   }
 }
 
@@ -88,7 +90,7 @@ export class Store {
   async ping(): Promise<number> {
     const t0 = performance.now();
     try {
-      await ping(this.db);
+      await ping(this.db, this.caps);
     } catch (err) {
       this.lastError = { at: Date.now(), message: err instanceof Error ? err.message : String(err) };
       throw err;

@@ -12,14 +12,14 @@ const PolicyType = Type.Union(POLICY_TYPES.map((t) => Type.Literal(t)));
 const Definition = Type.Unknown();
 const CreateBody = Type.Object({ name: Name, policy_type: PolicyType, description: Type.Optional(Type.Union([Description, Type.Null()])), definition: Definition }, { additionalProperties: false, required: ['name', 'policy_type', 'definition'] });
 const UpdateBody = Type.Object({ definition: Definition, description: Type.Optional(Type.Union([Description, Type.Null()])), policy_type: Type.Optional(PolicyType) }, { additionalProperties: false, required: ['definition'] });
-const ActivateBody = Type.Object({ version: Type.Optional(Type.Integer({ minimum: 1 })), is_active: Type.Optional(Type.Boolean()) }, { additionalProperties: false });
+const ActivateBody = Type.Object({ version: Type.Optional(Type.Integer({ minimum: 1, maximum: 2_147_483_647 })), is_active: Type.Optional(Type.Boolean()) }, { additionalProperties: false });
 const SimulateBody = Type.Object(
   {
     context: Type.Optional(Type.Object({}, { additionalProperties: true })),
     agent_id: Type.Optional(Uuid),
     supervisor_id: Type.Optional(Uuid),
     event_type: Type.Optional(Type.Union(['heartbeat', 'agent_stale', 'alert_group', 'sweep'].map((t) => Type.Literal(t)))),
-    version: Type.Optional(Type.Integer({ minimum: 1 })),
+    version: Type.Optional(Type.Integer({ minimum: 1, maximum: 2_147_483_647 })),
   },
   { additionalProperties: false },
 );
