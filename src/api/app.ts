@@ -82,7 +82,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     if (!token) throw new ApiError(401, 'unauthorized', 'missing bearer token: send Authorization: Bearer <token>');
     const actor = await deps.tokens.authenticate(token);
     if (!actor) throw new ApiError(401, 'unauthorized', 'invalid or revoked token');
-    const allowed = PERMISSIONS[permissionKey(req.method, routeUrl)];
+    const allowed = PERMISSIONS[permissionKey(req.method === 'HEAD' ? 'GET' : req.method, routeUrl)];
     if (!allowed?.includes(actor.role)) throw new ApiError(403, 'forbidden', `role ${actor.role} may not ${req.method} ${routeUrl}`, { role: actor.role });
     req.actor = actor;
     if (INGEST_ROUTES.has(permissionKey(req.method, routeUrl))) {
