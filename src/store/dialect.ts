@@ -18,6 +18,11 @@ export interface DialectCaps {
   /** Whether an error is a unique-constraint violation. */
   isUniqueViolation(err: unknown): boolean;
   isForeignKeyViolation(err: unknown): boolean;
+  /**
+   * Holds a lock on `key` until the transaction ends, for read-then-insert sequences that no
+   * unique index can guard (for example "find the open alert group, else open one").
+   */
+  lockKey(trx: Kysely<Database>, key: string): Promise<void>;
 }
 
 export interface OpenedDatabase {
@@ -55,6 +60,8 @@ const sqliteCaps: DialectCaps = {
     return code === 'SQLITE_CONSTRAINT_UNIQUE' || code === 'SQLITE_CONSTRAINT_PRIMARYKEY';
   },
   isForeignKeyViolation: (err) => errCode(err) === 'SQLITE_CONSTRAINT_FOREIGNKEY',
+  // One connection runs one transaction at a time: SQLite transactions are already serial.
+  lockKey: async () => {},
 };
 
 const postgresCaps: DialectCaps = {
@@ -64,7 +71,31 @@ const postgresCaps: DialectCaps = {
   isTransient: isPgTransient,
   isUniqueViolation: (err) => errCode(err) === '23505',
   isForeignKeyViolation: (err) => errCode(err) === '23503',
+  lockKey: async (trx, key) => {
+    await sql`select pg_advisory_xact_lock(hashtextextended(${key}, 0))`.execute(trx);
+  },
 };
+
+/**
+ * Kysely's SQLite driver prepares every statement anew; preparing costs more than running a small
+ * query. Statements are cached by SQL text (bounded). Safe because better-sqlite3 is synchronous
+ * and nothing here streams rows through `iterate()`.
+ */
+function withStatementCache(db: SqliteDatabase.Database, max = 1000) {
+  const cache = new Map<string, SqliteDatabase.Statement>();
+  return {
+    close: () => db.close(),
+    prepare(text: string) {
+      let stmt = cache.get(text);
+      if (!stmt) {
+        stmt = db.prepare(text);
+        if (cache.size >= max) cache.delete(cache.keys().next().value as string);
+        cache.set(text, stmt);
+      }
+      return stmt;
+    },
+  };
+}
 
 /** Parses `sqlite:<path>` / `postgres://...` into a Kysely instance with its capabilities. */
 export function openDatabase(url: string, opts: { poolSize?: number } = {}): OpenedDatabase {
@@ -78,7 +109,7 @@ export function openDatabase(url: string, opts: { poolSize?: number } = {}): Ope
     // Short: better-sqlite3 blocks the event loop while it waits; longer waits are async retries.
     sqlite.pragma('busy_timeout = 100');
     sqlite.pragma('foreign_keys = ON');
-    const db = new Kysely<Database>({ dialect: new SqliteDialect({ database: sqlite }) });
+    const db = new Kysely<Database>({ dialect: new SqliteDialect({ database: withStatementCache(sqlite) }) });
     return { db, caps: sqliteCaps, describe: `sqlite:${path}` };
   }
   if (url.startsWith('postgres://') || url.startsWith('postgresql://')) {
