@@ -1,0 +1,115 @@
+/** Figures (median and spread over runs, ratio to a same-run baseline, target) and BENCHMARKS.md. */
+import { readFileSync, writeFileSync, existsSync } from 'node:fs';
+import { spread, round } from './util.mjs';
+
+const OPS = {
+  '>=': (a, b) => a >= b,
+  '>': (a, b) => a > b,
+  '<=': (a, b) => a <= b,
+  '<': (a, b) => a < b,
+};
+
+/**
+ * A reported figure. `values` holds one number per run. `baseline` (optional) is
+ * { label, values } measured in the same run; `target` is { on: 'value' | 'ratio', op, value }.
+ */
+export function figure({ id, label, unit, values, digits = 2, baseline, target, note }) {
+  const s = spread(values);
+  const f = { id, label, unit, values: values.map((v) => round(v, digits)), median: round(s.median, digits), min: round(s.min, digits), max: round(s.max, digits), runs: s.n };
+  if (baseline) {
+    const b = spread(baseline.values);
+    f.baseline = { label: baseline.label, values: baseline.values.map((v) => round(v, digits)), median: round(b.median, digits), min: round(b.min, digits), max: round(b.max, digits) };
+    f.ratio = s.median !== null && b.median ? round(s.median / b.median, 2) : null;
+  }
+  if (target) {
+    const subject = target.on === 'ratio' ? f.ratio : s.median;
+    f.target = { ...target, text: targetText(target, unit) };
+    f.met = subject === null || subject === undefined ? null : OPS[target.op](subject, target.value);
+  }
+  if (note) f.note = note;
+  return f;
+}
+
+function targetText(t, unit) {
+  const op = { '>=': '≥', '<=': '≤', '<': '<', '>': '>' }[t.op];
+  return t.on === 'ratio' ? `${op} ${t.value}x baseline` : `${op} ${t.value}${unit ? ` ${unit}` : ''}`;
+}
+
+const fmt = (v) => (v === null || v === undefined ? '—' : typeof v === 'number' ? v.toLocaleString('en-US', { maximumFractionDigits: 2 }) : String(v));
+
+function figureRow(f) {
+  const unit = f.unit ? ` ${f.unit}` : '';
+  const range = f.min === null ? '—' : `${fmt(f.min)} – ${fmt(f.max)}`;
+  const base = f.baseline ? `${fmt(f.baseline.median)}${unit} (${fmt(f.baseline.min)} – ${fmt(f.baseline.max)})` : '—';
+  const ratio = f.ratio !== undefined ? (f.ratio === null ? '—' : `${fmt(f.ratio)}x`) : '—';
+  const met = f.met === undefined ? '' : f.met === null ? 'n/a' : f.met ? '**yes**' : '**NO**';
+  return `| ${f.label}${f.note ? ` <sup>${f.note}</sup>` : ''} | ${fmt(f.median)}${unit} | ${range} | ${f.runs} | ${base} | ${ratio} | ${f.target ? f.target.text : '—'} | ${met} |`;
+}
+
+function suiteSection(name, s) {
+  const lines = [];
+  lines.push(`## ${name}`, '');
+  if (s.smoke) lines.push(`> **Smoke run** (${s.smoke}): too short or too few runs to be a result; rerun with the defaults before quoting these numbers.`, '');
+  lines.push(`- command: \`${s.command}\``);
+  lines.push(`- date: ${s.date}; runs: ${s.options.runs}${s.options.duration ? `; duration: ${s.options.duration} s per run` : ''}${s.options.databases ? `; databases: ${s.options.databases.join(', ')}` : ''}`);
+  lines.push(`- machine: ${s.machine.cpu} (${s.machine.cores} cores), ${s.machine.ram_gib} GiB RAM, Node ${s.machine.node}, ${s.machine.platform}`);
+  if (s.error) lines.push(`- **suite failed**: ${s.error}`);
+  lines.push('');
+  if (s.figures?.length) {
+    lines.push('| figure | median | min – max | N | baseline, same run (min – max) | ratio | target | met |', '|---|---|---|---|---|---|---|---|');
+    for (const f of s.figures) lines.push(figureRow(f));
+    lines.push('');
+  }
+  if (s.method?.length) {
+    lines.push('How it is measured:', '');
+    for (const m of s.method) lines.push(`- ${m}`);
+    lines.push('');
+  }
+  return lines.join('\n');
+}
+
+const NOTES_START = '<!-- notes:start (kept by bench/run.mjs; edit freely) -->';
+const NOTES_END = '<!-- notes:end -->';
+const DEFAULT_NOTES = `## Findings and notes
+
+(Profiling notes, explanations of missed targets and what was changed go here. This block is kept
+when bench/run.mjs rewrites the rest of the file.)`;
+
+const ORDER = ['recovery', 'heartbeat', 'evaluation', 'scale'];
+
+/** Rewrites BENCHMARKS.md from the merged results of every suite, keeping the notes block. */
+export function writeMarkdown(path, results) {
+  let notes = DEFAULT_NOTES;
+  if (existsSync(path)) {
+    const old = readFileSync(path, 'utf8');
+    const a = old.indexOf(NOTES_START);
+    const b = old.indexOf(NOTES_END);
+    if (a !== -1 && b > a) notes = old.slice(a + NOTES_START.length, b).trim();
+  }
+  const names = Object.keys(results.suites).sort((x, y) => ORDER.indexOf(x) - ORDER.indexOf(y));
+  const summary = [];
+  for (const n of names) for (const f of results.suites[n].figures ?? []) if (f.target) summary.push(`| ${n} | ${f.label} | ${fmt(f.median)}${f.unit ? ` ${f.unit}` : ''}${f.ratio !== undefined && f.ratio !== null ? ` (${fmt(f.ratio)}x)` : ''} | ${f.target.text} | ${f.met === null ? 'n/a' : f.met ? 'yes' : '**NO**'}${results.suites[n].smoke ? ' (smoke run)' : ''} |`);
+  const body = [
+    '# Benchmarks',
+    '',
+    'Generated by `npm run bench` (`node bench/run.mjs`); the tables below are rewritten on every run,',
+    'suite by suite (a run of one suite keeps the others\' last results). Load always comes from a',
+    'separate process over loopback; every ratio compares with a baseline measured in the same run.',
+    'The raw figures of the last run of each suite are in `bench/results.json`.',
+    '',
+    '## Targets at a glance',
+    '',
+    '| suite | figure | median | target | met |',
+    '|---|---|---|---|---|',
+    ...summary,
+    '',
+    ...names.map((n) => suiteSection(n, results.suites[n])),
+    NOTES_START,
+    '',
+    notes,
+    '',
+    NOTES_END,
+    '',
+  ].join('\n');
+  writeFileSync(path, body);
+}
