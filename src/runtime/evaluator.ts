@@ -167,6 +167,8 @@ export async function evaluateAndCommit(
     }
     await bumpTriggered(trx, triggered);
     await appendEvents(trx, events);
+    // A pass that evaluated nothing (only moved cursors) must not hide the last real evaluation.
+    if (!records.length) return;
     const trigger = items.length === 1 ? items[0].trigger : summarizeTriggers(items);
     await updateSupervisor(trx, sup.id, {
       last_policy_evaluation: JSON.stringify({ at: iso(now), duration_ms: round3(durationMs), evaluated: records.length, matched, trigger }),

@@ -34,6 +34,8 @@ export async function raiseAlert(ctx: ServiceContext, input: AlertInput, actor: 
     const config = validateConfig(sup.config);
     const windowMs = (config.ok ? config.value.alert_correlation_window_seconds : 300) * 1000;
     const key = `${input.agent_id ?? '-'}:${input.kind}`;
+    // Concurrent alerts for one key must not each find no open group (or bump from a stale severity).
+    await ctx.store.caps.lockKey(trx, `alert_group:${sup.id}:${key}`);
     const open = await openGroup(trx, sup.id, key, iso(now));
     let groupId: string;
     let created = false;
