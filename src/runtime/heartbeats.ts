@@ -1,12 +1,14 @@
 /**
  * Group commit for agent heartbeats: concurrent heartbeats share one transaction. A caller's
- * promise resolves only after the transaction holding its heartbeat has committed.
+ * promise resolves only after the transaction holding its heartbeat has committed. Policy
+ * evaluation of those heartbeats runs in the same transaction (see `evaluate`), so a decision
+ * is durable the moment its heartbeat is, and nothing needs a second commit.
  */
 import { statusAfterHeartbeat, type AgentStatus } from '../domain/agent.js';
 import { ApiError } from '../domain/errors.js';
 import { iso, type Clock } from '../domain/time.js';
-import type { Store } from '../store/store.js';
-import { json } from '../store/store.js';
+import type { Store, Tx } from '../store/store.js';
+import { applyHeartbeats, lockAgentsForHeartbeat, toAgent, type Agent } from '../store/agents.js';
 import { appendEvents, type NewEvent } from '../store/events.js';
 import type { Metrics } from './metrics.js';
 
@@ -20,8 +22,10 @@ export interface HeartbeatBatcherOptions {
   clock: Clock;
   metrics?: Metrics;
   maxBatch?: number;
-  /** Called after each commit with the supervisors that received heartbeats. */
-  onCommitted?: (supervisorIds: Set<string>) => void;
+  /** Runs inside the batch transaction with the agents as updated; returns approved interventions. */
+  evaluate?: (trx: Tx, agents: Agent[], now: number) => Promise<void>;
+  /** Called after each commit. */
+  onCommitted?: () => void;
 }
 
 export class HeartbeatBatcher {
@@ -69,7 +73,6 @@ export class HeartbeatBatcher {
 
   private async flush(batch: Pending[]): Promise<void> {
     const { store, clock } = this.opts;
-    const touched = new Set<string>();
     let acks: Map<Pending, HeartbeatAck | ApiError>;
     try {
       acks = await store.tx(async (trx) => {
@@ -77,40 +80,33 @@ export class HeartbeatBatcher {
         const now = clock.now();
         const nowIso = iso(now);
         const ids = [...new Set(batch.map((b) => b.agent_id))];
-        const rows = new Map<string, { status: AgentStatus; supervisor_id: string | null; heartbeat_count: number }>();
-        for (let i = 0; i < ids.length; i += 500) {
-          const found = await trx.selectFrom('agents').select(['id', 'status', 'supervisor_id', 'heartbeat_count']).where('id', 'in', ids.slice(i, i + 500)).execute();
-          for (const r of found) rows.set(r.id, { status: r.status as AgentStatus, supervisor_id: r.supervisor_id, heartbeat_count: Number(r.heartbeat_count) });
-        }
+        const rows = new Map((await lockAgentsForHeartbeat(trx, store.caps, ids)).map((r) => [r.id, toAgent(r)]));
         const events: NewEvent[] = [];
+        const updated = new Map<string, Agent>();
+        // Heartbeats of one agent in one batch collapse into one update: counts add up, the
+        // latest metrics win.
+        const perAgent = new Map<string, { n: number; metrics: Record<string, number | string> }>();
         for (const hb of batch) {
-          const row = rows.get(hb.agent_id);
-          if (!row) {
+          const agent = updated.get(hb.agent_id) ?? rows.get(hb.agent_id);
+          if (!agent) {
             out.set(hb, ApiError.notFound('agent', hb.agent_id));
             continue;
           }
-          const next = statusAfterHeartbeat(row.status);
-          row.heartbeat_count++;
-          const changed = next !== row.status;
-          await trx
-            .updateTable('agents')
-            .set({
-              last_heartbeat_at: nowIso,
-              last_metrics: json(hb.metrics),
-              heartbeat_count: row.heartbeat_count,
-              ...(changed ? { status: next, status_changed_at: nowIso } : {}),
-              updated_at: nowIso,
-            })
-            .where('id', '=', hb.agent_id)
-            .execute();
-          if (changed) {
-            events.push({ supervisor_id: row.supervisor_id, entity_type: 'agent', entity_id: hb.agent_id, type: 'agent.status_changed', payload: { from: row.status, to: next, by: 'heartbeat' }, at: now });
-            row.status = next;
+          const next = statusAfterHeartbeat(agent.status);
+          if (next !== agent.status) {
+            events.push({ supervisor_id: agent.supervisor_id, entity_type: 'agent', entity_id: agent.id, type: 'agent.status_changed', payload: { from: agent.status, to: next, by: 'heartbeat' }, at: now });
           }
-          if (row.supervisor_id) touched.add(row.supervisor_id);
-          out.set(hb, { agent_id: hb.agent_id, status: row.status, supervisor_id: row.supervisor_id, last_heartbeat_at: nowIso, heartbeat_count: row.heartbeat_count });
+          const after: Agent = { ...agent, status: next, status_changed_at: next !== agent.status ? nowIso : agent.status_changed_at, last_heartbeat_at: nowIso, last_metrics: hb.metrics, heartbeat_count: agent.heartbeat_count + 1, updated_at: nowIso };
+          updated.set(agent.id, after);
+          const acc = perAgent.get(agent.id) ?? { n: 0, metrics: hb.metrics };
+          acc.n++;
+          acc.metrics = hb.metrics;
+          perAgent.set(agent.id, acc);
+          out.set(hb, { agent_id: agent.id, status: next, supervisor_id: agent.supervisor_id, last_heartbeat_at: nowIso, heartbeat_count: after.heartbeat_count });
         }
+        await applyHeartbeats(trx, [...perAgent].map(([id, v]) => ({ id, count: v.n, metrics: v.metrics })), nowIso);
         await appendEvents(trx, events);
+        if (this.opts.evaluate && updated.size) await this.opts.evaluate(trx, [...updated.values()], now);
         return out;
       });
     } catch (err) {
@@ -128,7 +124,7 @@ export class HeartbeatBatcher {
       }
     }
     this.opts.metrics?.heartbeats.inc(ok);
-    if (touched.size) this.opts.onCommitted?.(touched);
+    this.opts.onCommitted?.();
   }
 
   /** Waits for queued heartbeats to commit (used on shutdown). */

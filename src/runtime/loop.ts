@@ -83,6 +83,9 @@ export class Loop {
       if (signal.aborted) break;
       if (this.pokedWhileBusy) {
         this.pokedWhileBusy = false;
+        // Yield a macrotask: with a synchronous driver a tick resolves in microtasks only, and
+        // back-to-back ticks would starve I/O (HTTP, group commits) for as long as pokes arrive.
+        await new Promise((r) => setImmediate(r));
         continue;
       }
       const base = this.opts.intervalMs();

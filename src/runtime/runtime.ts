@@ -15,12 +15,14 @@ import {
   type SupervisorConfig,
 } from '../domain/supervisor.js';
 import { iso, type Clock, type IdSource } from '../domain/time.js';
-import type { Store, Tx } from '../store/store.js';
+import { inSavepoint, type Store, type Tx } from '../store/store.js';
 import { appendEvent, appendEvents, type NewEvent } from '../store/events.js';
 import { crashedInstances, insertInstance, markCleanShutdown, markRecovered, touchInstance } from '../store/instances.js';
 import { getSupervisor, listRunnableSupervisors, updateSupervisor, type Supervisor } from '../store/supervisors.js';
 import { insertIntervention, interventionsInStatus, transitionIntervention } from '../store/interventions.js';
 import { pruneEvaluations } from '../store/policies.js';
+import { GroupCommitter } from '../store/group-commit.js';
+import type { Agent } from '../store/agents.js';
 import { InterventionExecutor } from './executor.js';
 import { HeartbeatBatcher } from './heartbeats.js';
 import { Loop } from './loop.js';
@@ -80,6 +82,9 @@ export class Runtime {
   readonly executor: InterventionExecutor;
   readonly heartbeats: HeartbeatBatcher;
   readonly watchdog: Loop;
+  /** Shares one transaction among the monitor loops' evaluation commits. */
+  readonly committer: GroupCommitter;
+  private approvedInBatch = false;
   phase: RuntimePhase = 'created';
   recovery: RecoveryReport | null = null;
   startedAt = 0;
@@ -98,12 +103,17 @@ export class Runtime {
       random: deps.random,
       host: { dispatchable: () => this.dispatchable(), configOf: (id) => this.hosted.get(id)?.config },
     });
+    this.committer = new GroupCommitter(deps.store);
     this.heartbeats = new HeartbeatBatcher({
       store: deps.store,
       clock: deps.clock,
       metrics: deps.metrics,
-      onCommitted: (ids) => {
-        for (const id of ids) this.hosted.get(id)?.poke();
+      evaluate: (trx, agents, now) => this.evaluateHeartbeats(trx, agents, now),
+      onCommitted: () => {
+        if (this.approvedInBatch) {
+          this.approvedInBatch = false;
+          this.executor.poke();
+        }
       },
     });
     this.watchdog = new Loop({ name: 'watchdog', clock: deps.clock, logger: deps.logger, intervalMs: () => WATCHDOG_MS, tick: () => this.watchdogTick() });
@@ -111,6 +121,31 @@ export class Runtime {
 
   get ready(): boolean {
     return this.phase === 'ready';
+  }
+
+  /**
+   * Heartbeat-triggered evaluation inside the heartbeat batch's transaction, per supervisor in
+   * a savepoint: a supervisor whose evaluation fails leaves its agents' cursors behind (its
+   * monitor loop retries them, and fails the supervisor if it fails again) without failing the
+   * heartbeats themselves.
+   */
+  private async evaluateHeartbeats(trx: Tx, agents: Agent[], now: number): Promise<void> {
+    const bySupervisor = new Map<string, Agent[]>();
+    for (const a of agents) {
+      if (!a.supervisor_id || !this.hosted.has(a.supervisor_id)) continue;
+      const list = bySupervisor.get(a.supervisor_id) ?? [];
+      list.push(a);
+      bySupervisor.set(a.supervisor_id, list);
+    }
+    for (const [id, list] of bySupervisor) {
+      const sup = this.hosted.get(id) as SupervisorAgent;
+      const r = await inSavepoint(trx, this.deps.store.caps.isTransient, () => sup.evaluateInline(trx, list, now));
+      if (r.ok && r.value.approved) this.approvedInBatch = true;
+      if (!r.ok) {
+        this.deps.logger.warn({ err: r.error, supervisor_id: id }, 'inline evaluation failed; the monitor loop will retry');
+        sup.poke();
+      }
+    }
   }
 
   private dispatchable(): Map<string, SupervisorConfig> {
@@ -228,6 +263,7 @@ export class Runtime {
           metrics: this.deps.metrics,
           instanceId: this.instanceId,
           onFailure: (a, reason) => this.track(this.fail(a.id, reason)),
+          commit: (work) => this.committer.run(work),
           onApproved: () => this.executor.poke(),
           onLost: (a) => this.track(this.unhost(a.id)),
         },
@@ -455,6 +491,7 @@ export class Runtime {
     await Promise.all([...this.hosted.values()].map((a) => a.stop()));
     await Promise.allSettled([...this.pendingFailures]);
     await this.heartbeats.drain();
+    await this.committer.drain();
     const drained = await this.executor.drain(deadline);
     const now = clock.now();
     await store.tx(async (trx) => {

@@ -1,17 +1,18 @@
 /**
  * One running supervisor: a heartbeat loop and a monitor loop. Memory holds only a cache of
- * committed rows; every decision is committed before it is acted on.
+ * committed rows; every decision is committed before it is acted on. Heartbeat-triggered
+ * evaluation normally runs inside the heartbeat's own group commit (`evaluateInline`); the
+ * monitor loop picks up whatever that missed through the durable evaluation cursor.
  */
 import { CAN_GO_STALE, EVALUATED_STATUSES, isStale } from '../domain/agent.js';
 import { MONITORING_STATUSES, validateConfig, type SupervisorConfig } from '../domain/supervisor.js';
 import { iso, type Clock, type IdSource } from '../domain/time.js';
-import type { Store } from '../store/store.js';
-import { parseJson } from '../store/store.js';
+import type { Store, Tx } from '../store/store.js';
 import { beatSupervisor, getSupervisor, toSupervisor, type Supervisor } from '../store/supervisors.js';
-import { markEvaluated, toAgent, type Agent, type Team } from '../store/agents.js';
+import { markEvaluated, toAgent, type Agent } from '../store/agents.js';
 import { markGroupEvaluated, unevaluatedGroups } from '../store/alerts.js';
 import { appendEvents, type NewEvent } from '../store/events.js';
-import { evaluateAndCommit, loadPolicies, type CompiledPolicy, type EvaluationItem, type EvaluationSummary } from './evaluator.js';
+import { commitEvaluation, loadPolicies, planEvaluation, type CompiledPolicy, type EvaluationItem, type TeamInfo } from './evaluator.js';
 import { Loop } from './loop.js';
 import type { Logger } from './logger.js';
 import type { Metrics } from './metrics.js';
@@ -23,6 +24,8 @@ export interface SupervisorAgentDeps {
   logger: Logger;
   metrics?: Metrics;
   instanceId: string;
+  /** Group commit: the unit of work shares a transaction with others submitted in the same turn. */
+  commit: <T>(work: (trx: Tx) => Promise<T>) => Promise<T>;
   /** A tick threw something that is not a store outage: the supervisor has failed. */
   onFailure: (agent: SupervisorAgent, reason: string) => void;
   /** Interventions were approved: the executor should look. */
@@ -33,6 +36,8 @@ export interface SupervisorAgentDeps {
 
 /** Policies and teams are re-read at least this often, so changes apply without restart. */
 const RELOAD_MS = 5_000;
+/** The monitor loop's period: cursor catch-up, staleness and alert groups. */
+const MONITOR_TICK_MS = 1_000;
 
 /** Raised when the stored row cannot be used (for example a corrupt config). */
 export class SupervisorCorruptError extends Error {}
@@ -43,18 +48,20 @@ export class SupervisorAgent {
   sup: Supervisor;
   config: SupervisorConfig;
   private policies: CompiledPolicy[] = [];
-  private teams = new Map<string, Team & { member_count: number }>();
+  private teams = new Map<string, TeamInfo>();
   private lastReload = 0;
-  private lastSweep = 0;
+  private lastSweep: number;
   lastBeatAt: number | null;
 
   constructor(private readonly deps: SupervisorAgentDeps, sup: Supervisor) {
     this.sup = sup;
     this.config = SupervisorAgent.checkedConfig(sup);
     this.lastBeatAt = sup.last_heartbeat_at ? Date.parse(sup.last_heartbeat_at) : null;
+    // The first sweep comes one interval after hosting, so a boot does not evaluate everything at once.
+    this.lastSweep = deps.clock.now();
     const name = `supervisor:${sup.id}`;
     this.heartbeatLoop = new Loop({ name: `${name}:heartbeat`, clock: deps.clock, logger: deps.logger, intervalMs: () => this.config.heartbeat_interval_seconds * 1000, tick: () => this.beat(), onError: (e) => this.onLoopError(e) });
-    this.monitorLoop = new Loop({ name: `${name}:monitor`, clock: deps.clock, logger: deps.logger, intervalMs: () => Math.min(this.config.policy_evaluation_interval_seconds * 1000, RELOAD_MS), tick: () => this.tickOnce(), onError: (e) => this.onLoopError(e) });
+    this.monitorLoop = new Loop({ name: `${name}:monitor`, clock: deps.clock, logger: deps.logger, intervalMs: () => MONITOR_TICK_MS, tick: () => this.tickOnce(), onError: (e) => this.onLoopError(e) });
   }
 
   get id(): string {
@@ -77,7 +84,7 @@ export class SupervisorAgent {
     await Promise.all([this.heartbeatLoop.stop(), this.monitorLoop.stop()]);
   }
 
-  /** New heartbeats or alerts arrived for this supervisor. */
+  /** Something arrived (an alert group, a change): look now instead of at the next tick. */
   poke(): void {
     this.monitorLoop.poke();
   }
@@ -87,6 +94,10 @@ export class SupervisorAgent {
     this.config = SupervisorAgent.checkedConfig(sup);
     this.sup = sup;
     this.lastReload = 0;
+  }
+
+  get monitoring(): boolean {
+    return MONITORING_STATUSES.includes(this.sup.status);
   }
 
   private onLoopError(err: unknown): void {
@@ -112,8 +123,8 @@ export class SupervisorAgent {
   /** One monitoring pass. Exposed so tests can drive it by hand. */
   async tickOnce(): Promise<void> {
     const now = this.deps.clock.now();
-    if (now - this.lastReload >= RELOAD_MS || this.lastReload === 0) await this.reload(now);
-    if (!MONITORING_STATUSES.includes(this.sup.status)) return;
+    if (this.lastReload === 0 || now - this.lastReload >= RELOAD_MS) await this.reload(now);
+    if (!this.monitoring) return;
     await this.evaluatePendingHeartbeats();
     await this.markStaleAgents();
     await this.evaluateAlertGroups();
@@ -148,28 +159,51 @@ export class SupervisorAgent {
     this.lastReload = now;
   }
 
-  private async loadAgents(filter: 'pending' | 'stale-candidates' | 'evaluated'): Promise<Agent[]> {
+  /**
+   * Evaluates freshly committed heartbeats inside the heartbeat transaction itself and moves
+   * their cursor there. Returns false when this supervisor cannot evaluate right now (not
+   * monitoring, or not loaded yet); the cursor then stays behind for the monitor loop.
+   */
+  async evaluateInline(trx: Tx, agents: Agent[], now: number): Promise<{ evaluated: boolean; approved: number }> {
+    if (!this.monitoring || this.lastReload === 0) return { evaluated: false, approved: 0 };
+    const items = agents.filter((a) => EVALUATED_STATUSES.includes(a.status)).map((a) => ({ agent: a, trigger: 'heartbeat' as const }));
+    const plan = planEvaluation(this.sup, this.policies, this.teams, items, now);
+    const { approved } = await commitEvaluation(trx, this.deps.newId, this.sup, this.config, plan);
+    await trx
+      .updateTable('agents')
+      .set((eb) => ({ evaluated_count: eb.ref('heartbeat_count') }))
+      .where('id', 'in', agents.map((a) => a.id))
+      .execute();
+    this.observe(plan.evaluated, plan.matched, 'heartbeat', plan.durationMs);
+    return { evaluated: true, approved };
+  }
+
+  private observe(evaluated: number, matched: number, trigger: string, ms: number): void {
+    const m = this.deps.metrics;
+    if (!m || !evaluated) return;
+    m.evaluationSeconds.observe({ trigger }, ms / 1000);
+    m.evaluations.inc({ matched: 'true' }, matched);
+    m.evaluations.inc({ matched: 'false' }, evaluated - matched);
+  }
+
+  /** Plans now, commits through the group committer, and wakes the executor when needed. */
+  private async run(items: EvaluationItem[], trigger: string, extra?: (trx: Tx) => Promise<void>): Promise<void> {
+    const plan = planEvaluation(this.sup, this.policies, this.teams, items, this.deps.clock.now());
+    const { approved } = await this.deps.commit(async (trx) => {
+      if (extra) await extra(trx);
+      return commitEvaluation(trx, this.deps.newId, this.sup, this.config, plan);
+    });
+    this.observe(plan.evaluated, plan.matched, trigger, plan.durationMs);
+    if (approved) this.deps.onApproved();
+  }
+
+  private async loadAgents(filter: 'pending' | 'evaluated'): Promise<Agent[]> {
     const rows = await this.deps.store.read((db) => {
       let q = db.selectFrom('agents').selectAll().where('supervisor_id', '=', this.sup.id);
-      if (filter === 'pending') q = q.whereRef('heartbeat_count', '>', 'evaluated_count');
-      else if (filter === 'stale-candidates') q = q.where('status', 'in', [...CAN_GO_STALE]);
-      else q = q.where('status', 'in', [...EVALUATED_STATUSES]);
+      q = filter === 'pending' ? q.whereRef('heartbeat_count', '>', 'evaluated_count') : q.where('status', 'in', [...EVALUATED_STATUSES]);
       return q.orderBy('id').execute();
     });
     return rows.map(toAgent);
-  }
-
-  private async run(items: EvaluationItem[], trigger: string, extra?: Parameters<typeof evaluateAndCommit>[6]): Promise<EvaluationSummary | null> {
-    if (!items.length && !extra) return null;
-    const t0 = performance.now();
-    const summary = await evaluateAndCommit(this.deps, this.sup, this.config, this.policies, this.teams, items, extra);
-    this.deps.metrics?.evaluationSeconds.observe({ trigger }, (performance.now() - t0) / 1000);
-    if (summary.evaluated) {
-      this.deps.metrics?.evaluations.inc({ matched: 'true' }, summary.matched);
-      this.deps.metrics?.evaluations.inc({ matched: 'false' }, summary.evaluated - summary.matched);
-    }
-    if (summary.approved) this.deps.onApproved();
-    return summary;
   }
 
   /** Evaluates every agent whose committed heartbeats are past the durable evaluation cursor. */
@@ -185,10 +219,21 @@ export class SupervisorAgent {
   /** Agents silent for longer than the timeout (never counting supervisor downtime) go STALE. */
   async markStaleAgents(): Promise<void> {
     const now = this.deps.clock.now();
+    const timeoutMs = this.config.agent_heartbeat_timeout_seconds * 1000;
     const resumed = this.sup.resumed_at ? Date.parse(this.sup.resumed_at) : null;
-    const candidates = (await this.loadAgents('stale-candidates')).filter((a) =>
-      isStale(a.last_heartbeat_at ? Date.parse(a.last_heartbeat_at) : null, Date.parse(a.created_at), resumed, this.config.agent_heartbeat_timeout_seconds, now),
+    // Nobody can be stale until a full timeout has passed since this supervisor resumed.
+    if (resumed !== null && now - resumed <= timeoutMs) return;
+    const cutoff = iso(now - timeoutMs);
+    const rows = await this.deps.store.read((db) =>
+      db
+        .selectFrom('agents')
+        .selectAll()
+        .where('supervisor_id', '=', this.sup.id)
+        .where('status', 'in', [...CAN_GO_STALE])
+        .where((eb) => eb(eb.fn.coalesce('last_heartbeat_at', 'created_at'), '<', cutoff))
+        .execute(),
     );
+    const candidates = rows.map(toAgent).filter((a) => isStale(a.last_heartbeat_at ? Date.parse(a.last_heartbeat_at) : null, Date.parse(a.created_at), resumed, this.config.agent_heartbeat_timeout_seconds, now));
     if (!candidates.length) return;
     const items = candidates.map((a) => ({ agent: { ...a, status: 'STALE' as const }, trigger: 'agent_stale' as const }));
     await this.run(items, 'agent_stale', async (trx) => {
@@ -228,7 +273,7 @@ export class SupervisorAgent {
   async sweep(): Promise<void> {
     if (!this.policies.length) return;
     const agents = await this.loadAgents('evaluated');
-    await this.run(agents.map((a) => ({ agent: a, trigger: 'sweep' as const })), 'sweep');
+    if (agents.length) await this.run(agents.map((a) => ({ agent: a, trigger: 'sweep' as const })), 'sweep');
   }
 
   /** Fresh row from the database (for health), falling back to the cache. */
@@ -236,5 +281,3 @@ export class SupervisorAgent {
     return (await this.deps.store.read((db) => getSupervisor(db, this.sup.id))) ?? this.sup;
   }
 }
-
-export const parseLastEvaluation = (text: string | null) => parseJson(text, null);

@@ -1,5 +1,7 @@
 /** Agents, teams and memberships. */
+import { sql } from 'kysely';
 import type { Db } from './store.js';
+import type { DialectCaps } from './dialect.js';
 import { json, parseJson } from './store.js';
 import type { AgentsTable, TeamsTable } from './schema.js';
 import type { AgentStatus, TeamRole } from '../domain/agent.js';
@@ -178,4 +180,36 @@ export async function removeMember(db: Db, teamId: string, agentId: string, at: 
 export async function activeTeamOf(db: Db, agentId: string): Promise<string | null> {
   const r = await db.selectFrom('team_members').select('team_id').where('agent_id', '=', agentId).where('left_at', 'is', null).executeTakeFirst();
   return r?.team_id ?? null;
+}
+
+/** Reads (and on PostgreSQL row-locks) the agents a heartbeat batch is about to update. */
+export async function lockAgentsForHeartbeat(db: Db, caps: DialectCaps, ids: string[]): Promise<AgentsTable[]> {
+  const out: AgentsTable[] = [];
+  for (let i = 0; i < ids.length; i += 500) {
+    const q = db.selectFrom('agents').selectAll().where('id', 'in', ids.slice(i, i + 500)).orderBy('id');
+    out.push(...(await (caps.rowLocks ? q.forUpdate() : q).execute()));
+  }
+  return out;
+}
+
+/**
+ * One statement per batch of heartbeats (UPDATE ... FROM VALUES works on SQLite >= 3.33 and
+ * PostgreSQL alike). Status is decided in SQL from the row as it is, so a quarantine committed
+ * by another transaction is never overwritten by a heartbeat.
+ */
+export async function applyHeartbeats(db: Db, updates: { id: string; count: number; metrics: Record<string, number | string> }[], nowIso: string): Promise<void> {
+  for (let i = 0; i < updates.length; i += 250) {
+    const chunk = updates.slice(i, i + 250);
+    const values = sql.join(chunk.map((u) => sql`(${u.id}, ${json(u.metrics)}, ${u.count})`));
+    await sql`
+      update agents set
+        last_heartbeat_at = ${nowIso},
+        last_metrics = v.column2,
+        heartbeat_count = agents.heartbeat_count + cast(v.column3 as integer),
+        status = case when agents.status in ('QUARANTINED', 'TERMINATED') then agents.status else 'HEALTHY' end,
+        status_changed_at = case when agents.status in ('QUARANTINED', 'TERMINATED', 'HEALTHY') then agents.status_changed_at else ${nowIso} end,
+        updated_at = ${nowIso}
+      from (values ${values}) as v
+      where agents.id = v.column1`.execute(db);
+  }
 }

@@ -23,6 +23,8 @@ export interface DialectCaps {
    * unique index can guard (for example "find the open alert group, else open one").
    */
   lockKey(trx: Kysely<Database>, key: string): Promise<void>;
+  /** Whether SELECT ... FOR UPDATE exists (PostgreSQL); SQLite's single writer needs none. */
+  rowLocks: boolean;
 }
 
 export interface OpenedDatabase {
@@ -62,6 +64,7 @@ const sqliteCaps: DialectCaps = {
   isForeignKeyViolation: (err) => errCode(err) === 'SQLITE_CONSTRAINT_FOREIGNKEY',
   // One connection runs one transaction at a time: SQLite transactions are already serial.
   lockKey: async () => {},
+  rowLocks: false,
 };
 
 const postgresCaps: DialectCaps = {
@@ -71,6 +74,7 @@ const postgresCaps: DialectCaps = {
   isTransient: isPgTransient,
   isUniqueViolation: (err) => errCode(err) === '23505',
   isForeignKeyViolation: (err) => errCode(err) === '23503',
+  rowLocks: true,
   lockKey: async (trx, key) => {
     await sql`select pg_advisory_xact_lock(hashtextextended(${key}, 0))`.execute(trx);
   },

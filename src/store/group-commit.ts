@@ -4,8 +4,7 @@
  * so one unit's failure rolls back only that unit; its caller gets the error, the others commit.
  * A caller's promise settles only after the shared transaction has committed.
  */
-import { sql } from 'kysely';
-import type { Store, Tx } from './store.js';
+import { inSavepoint, type Store, type Tx } from './store.js';
 
 interface Unit<T> { work: (trx: Tx) => Promise<T>; resolve: (v: T) => void; reject: (e: unknown) => void }
 
@@ -58,18 +57,8 @@ export class GroupCommitter {
           return out;
         }
         for (const unit of batch) {
-          await sql`savepoint group_unit`.execute(trx);
-          try {
-            const value = await unit.work(trx);
-            await sql`release savepoint group_unit`.execute(trx);
-            out.push({ ok: true, value });
-          } catch (error) {
-            // A lost connection or lock aborts the whole batch so the store can retry it.
-            if (this.store.caps.isTransient(error)) throw error;
-            await sql`rollback to savepoint group_unit`.execute(trx);
-            await sql`release savepoint group_unit`.execute(trx);
-            out.push({ ok: false, error });
-          }
+          const r = await inSavepoint(trx, this.store.caps.isTransient, () => unit.work(trx));
+          out.push(r.ok ? { ok: true, value: r.value } : { ok: false, error: r.error });
         }
         return out;
       });

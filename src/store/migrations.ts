@@ -122,6 +122,7 @@ function initial(caps: DialectCaps): Migration {
         .addColumn('version', 'integer', (c) => c.notNull())
         .addColumn('definition', text, (c) => c.notNull())
         .addColumn('created_by', text)
+        .addColumn('created_by_id', text)
         .addColumn('created_at', text, (c) => c.notNull())
         .addPrimaryKeyConstraint('policy_versions_pk', ['policy_id', 'version'])
         .execute();
@@ -139,12 +140,15 @@ function initial(caps: DialectCaps): Migration {
         .createTable('policy_evaluations')
         .addColumn('id', caps.serialType, caps.serialColumn)
         .addColumn('supervisor_id', text, (c) => c.notNull())
-        .addColumn('policy_id', text, (c) => c.notNull())
-        .addColumn('policy_version', 'integer', (c) => c.notNull())
         .addColumn('agent_id', text)
         .addColumn('trigger', text, (c) => c.notNull())
+        .addColumn('evaluated', 'integer', (c) => c.notNull())
         .addColumn('matched', 'integer', (c) => c.notNull())
-        .addColumn('decision_path', text, (c) => c.notNull())
+        // [{policy_id, version, matched, duration_us}] for every policy evaluated, in priority order.
+        .addColumn('results', text, (c) => c.notNull())
+        // {policy_id: decision path} for the policies that matched; the others are reproducible
+        // from `context` and the policy version because evaluation is pure and deterministic.
+        .addColumn('decision_paths', text, (c) => c.notNull())
         .addColumn('context', text, (c) => c.notNull())
         .addColumn('duration_us', 'integer', (c) => c.notNull())
         .addColumn('at', text, (c) => c.notNull())
@@ -166,6 +170,8 @@ function initial(caps: DialectCaps): Migration {
         .addColumn('status', text, (c) => c.notNull())
         .addColumn('approval_required', 'integer', (c) => c.notNull())
         .addColumn('requested_by', text)
+        .addColumn('requested_by_id', text)
+        .addColumn('approved_by_id', text)
         .addColumn('approved_by', text)
         .addColumn('approved_at', text)
         .addColumn('rejected_by', text)

@@ -150,14 +150,14 @@ export async function deleteAssignment(db: Db, supervisorId: string, policyId: s
   return Number(r.numDeletedRows) > 0;
 }
 
+/** One agent (or alert group) evaluated against every policy of its supervisor. */
 export interface EvaluationRecord {
   supervisor_id: string;
-  policy_id: string;
-  policy_version: number;
   agent_id: string | null;
   trigger: string;
-  matched: boolean;
-  decision_path: unknown;
+  results: { policy_id: string; version: number; matched: boolean; duration_us: number }[];
+  /** Decision paths of the policies that matched, by policy id. */
+  decision_paths: Record<string, unknown>;
   context: unknown;
   duration_us: number;
   at: number;
@@ -166,27 +166,52 @@ export interface EvaluationRecord {
 export async function insertEvaluations(db: Db, records: EvaluationRecord[]): Promise<void> {
   const rows = records.map((r) => ({
     supervisor_id: r.supervisor_id,
-    policy_id: r.policy_id,
-    policy_version: r.policy_version,
     agent_id: r.agent_id,
     trigger: r.trigger,
-    matched: r.matched ? 1 : 0,
-    decision_path: json(r.decision_path),
+    evaluated: r.results.length,
+    matched: r.results.reduce((n, x) => n + (x.matched ? 1 : 0), 0),
+    results: json(r.results),
+    decision_paths: json(r.decision_paths),
     context: json(r.context),
     duration_us: Math.round(r.duration_us),
     at: iso(r.at),
   }));
-  for (let i = 0; i < rows.length; i += 80) await db.insertInto('policy_evaluations').values(rows.slice(i, i + 80)).execute();
+  for (let i = 0; i < rows.length; i += 100) await db.insertInto('policy_evaluations').values(rows.slice(i, i + 100)).execute();
 }
 
-export async function listEvaluations(db: Db, opts: { supervisor_id?: string; policy_id?: string; agent_id?: string; limit: number; after?: number }) {
+export interface StoredEvaluation {
+  id: number;
+  supervisor_id: string;
+  agent_id: string | null;
+  trigger: string;
+  evaluated: number;
+  matched: number;
+  results: { policy_id: string; version: number; matched: boolean; duration_us: number }[];
+  decision_paths: Record<string, unknown>;
+  context: Record<string, unknown>;
+  duration_us: number;
+  at: string;
+}
+
+export async function listEvaluations(db: Db, opts: { supervisor_id?: string; agent_id?: string; policy_id?: string; trigger?: string; limit: number; before?: number }): Promise<StoredEvaluation[]> {
   let q = db.selectFrom('policy_evaluations').selectAll().orderBy('id', 'desc').limit(opts.limit);
   if (opts.supervisor_id) q = q.where('supervisor_id', '=', opts.supervisor_id);
-  if (opts.policy_id) q = q.where('policy_id', '=', opts.policy_id);
   if (opts.agent_id) q = q.where('agent_id', '=', opts.agent_id);
-  if (opts.after !== undefined) q = q.where('id', '<', opts.after);
+  if (opts.trigger) q = q.where('trigger', '=', opts.trigger);
+  // Ids are UUIDs (validated by the API), so they cannot carry LIKE wildcards.
+  if (opts.policy_id) q = q.where('results', 'like', `%"policy_id":"${opts.policy_id}"%`);
+  if (opts.before !== undefined) q = q.where('id', '<', opts.before);
   const rows = await q.execute();
-  return rows.map((r) => ({ ...r, id: Number(r.id), matched: Boolean(r.matched), decision_path: parseJson(r.decision_path, []), context: parseJson(r.context, {}) }));
+  return rows.map((r) => ({
+    ...r,
+    id: Number(r.id),
+    evaluated: Number(r.evaluated),
+    matched: Number(r.matched),
+    duration_us: Number(r.duration_us),
+    results: parseJson(r.results, []),
+    decision_paths: parseJson(r.decision_paths, {}),
+    context: parseJson(r.context, {}),
+  }));
 }
 
 /** Deletes up to `limit` evaluation records older than `beforeIso`; returns how many. */

@@ -98,6 +98,8 @@ export interface PolicyVersionsTable {
   version: number;
   definition: string;
   created_by: string | null;
+  /** Token id of the author: the identity the four-eyes rule compares. */
+  created_by_id: string | null;
   created_at: string;
 }
 
@@ -111,12 +113,12 @@ export interface PolicyAssignmentsTable {
 export interface PolicyEvaluationsTable {
   id: Generated<number>;
   supervisor_id: string;
-  policy_id: string;
-  policy_version: number;
   agent_id: string | null;
   trigger: string;
+  evaluated: number;
   matched: number;
-  decision_path: string;
+  results: string;
+  decision_paths: string;
   context: string;
   duration_us: number;
   at: string;
@@ -136,6 +138,9 @@ export interface InterventionsTable {
   status: string;
   approval_required: number;
   requested_by: string | null;
+  /** Token id of whoever asked for it (null for policy- and runtime-created ones). */
+  requested_by_id: string | null;
+  approved_by_id: string | null;
   approved_by: string | null;
   approved_at: string | null;
   rejected_by: string | null;

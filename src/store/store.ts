@@ -1,5 +1,5 @@
 /** The store: a Kysely database, its dialect capabilities and transaction discipline. */
-import type { Kysely, Transaction } from 'kysely';
+import { sql, type Kysely, type Transaction } from 'kysely';
 import { openDatabase, ping, type DialectCaps } from './dialect.js';
 import { migrateToLatest } from './migrations.js';
 import type { Database } from './schema.js';
@@ -111,4 +111,23 @@ export const json = (v: unknown): string => JSON.stringify(v ?? null);
 export function parseJson<T>(text: string | null | undefined, fallback: T): T {
   if (text === null || text === undefined) return fallback;
   return JSON.parse(text) as T;
+}
+
+/**
+ * Runs `fn` inside a savepoint of `trx`. A failure rolls back only what `fn` wrote and is
+ * returned, not thrown; transient failures (lost connection, lock) are rethrown so the whole
+ * transaction can be retried.
+ */
+export async function inSavepoint<T>(trx: Tx, isTransient: (err: unknown) => boolean, fn: () => Promise<T>): Promise<{ ok: true; value: T } | { ok: false; error: unknown }> {
+  await sql`savepoint overseer_unit`.execute(trx);
+  try {
+    const value = await fn();
+    await sql`release savepoint overseer_unit`.execute(trx);
+    return { ok: true, value };
+  } catch (error) {
+    if (isTransient(error)) throw error;
+    await sql`rollback to savepoint overseer_unit`.execute(trx);
+    await sql`release savepoint overseer_unit`.execute(trx);
+    return { ok: false, error };
+  }
 }

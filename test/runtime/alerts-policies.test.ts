@@ -8,14 +8,23 @@ import { ANOMALY, world, type World } from './fixtures.js';
 
 const loadAbove = (value: number) => ({ condition: { type: 'field_comparison', field: 'agent.metrics.load', operator: '>', value }, actions: [{ type: 'notify' }] });
 
-interface EvaluationView { id: number; policy_id: string; policy_version: number; agent_id: string | null; trigger: string; matched: boolean; decision_path: Record<string, unknown>[]; context: { event: Record<string, unknown> } }
+interface EvaluationView { id: number; policy_id: string; policy_version: number; agent_id: string | null; trigger: string; matched: boolean; decision_path: Record<string, unknown>[]; decision_path_source: string; context: { event: Record<string, unknown> } }
 
-/** Evaluation records of a supervisor through the API, oldest first. */
+interface StoredResult { policy_id: string; version: number; matched: boolean; decision_path: Record<string, unknown>[]; decision_path_source: string }
+
+/**
+ * Evaluation records of a supervisor through the API, oldest first, one entry per policy
+ * evaluated (a record holds every policy evaluated for one agent and trigger).
+ */
 async function evaluations(w: World, sup: string, trigger?: string): Promise<EvaluationView[]> {
   const r = await w.h.req('GET', `/supervisors/${sup}/evaluations?limit=500`);
   expect(r.status).toBe(200);
-  const items = (r.body.items as EvaluationView[]).filter((e) => !trigger || e.trigger === trigger);
-  return items.sort((a, b) => a.id - b.id);
+  const records = (r.body.items as { id: number; agent_id: string | null; trigger: string; context: { event: Record<string, unknown> }; results: StoredResult[] }[])
+    .filter((e) => !trigger || e.trigger === trigger)
+    .sort((a, b) => a.id - b.id);
+  return records.flatMap((e) =>
+    e.results.map((x) => ({ id: e.id, agent_id: e.agent_id, trigger: e.trigger, context: e.context, policy_id: x.policy_id, policy_version: x.version, matched: x.matched, decision_path: x.decision_path, decision_path_source: x.decision_path_source })),
+  );
 }
 
 for (const dialect of await dialects()) {
@@ -139,7 +148,7 @@ for (const dialect of await dialects()) {
 
     it('persists every evaluation and reports the last one in supervisor health', async () => {
       const w = await world(dialect);
-      const sup = await w.createSupervisor();
+      const sup = await w.createSupervisor({ policy_evaluation_interval_seconds: 5 });
       const { agentIds: [a1, a2] } = await w.createTeam(sup, ['/ok/a1', '/ok/a2']);
       const quarantine = await w.createPolicy('quarantine-anomalies', { condition: ANOMALY, actions: [{ type: 'quarantine_agent' }] });
       const busy = await w.createPolicy('busy-agents', loadAbove(0.8));
@@ -147,32 +156,45 @@ for (const dialect of await dialects()) {
       await w.assign(sup, busy, 100);
 
       const t0 = w.clock!.now();
-      await w.tickSupervisor(sup); // the first pass sweeps both agents
+      await w.tickSupervisor(sup); // loads the policies; the first sweep comes one interval after hosting
       let health = (await w.h.req('GET', `/supervisors/${sup}/health`)).body;
-      expect(health.last_policy_evaluation).toMatchObject({ at: new Date(t0).toISOString(), evaluated: 4, matched: 0, trigger: 'sweep' });
+      expect(health.last_policy_evaluation).toBeNull();
+      w.clock!.advance(5_000);
+      await w.tickSupervisor(sup); // sweeps both agents against both policies
+      health = (await w.h.req('GET', `/supervisors/${sup}/health`)).body;
+      expect(health.last_policy_evaluation).toMatchObject({ at: new Date(t0 + 5_000).toISOString(), evaluated: 4, matched: 0, trigger: 'sweep' });
 
       w.clock!.advance(1_000);
-      await w.heartbeat(a1, { anomaly_score: 0.95, load: 0.1 });
       await w.heartbeat(a2, { anomaly_score: 0.1, load: 0.2 });
-      await w.tickSupervisor(sup);
+      await w.heartbeat(a1, { anomaly_score: 0.95, load: 0.1 });
       health = (await w.h.req('GET', `/supervisors/${sup}/health`)).body;
       const last = health.last_policy_evaluation;
-      expect(last).toMatchObject({ at: new Date(t0 + 1_000).toISOString(), evaluated: 4, matched: 1, trigger: 'heartbeat' });
+      // Heartbeats are evaluated in their own commit: the last one was a1's, two policies, one match.
+      expect(last).toMatchObject({ at: new Date(t0 + 6_000).toISOString(), evaluated: 2, matched: 1, trigger: 'heartbeat' });
       expect(typeof last.duration_ms).toBe('number');
       expect(last.duration_ms).toBeGreaterThanOrEqual(0);
       expect(health.active_interventions).toBe(1);
 
       const rows = await w.h.store.db.selectFrom('policy_evaluations').selectAll().where('supervisor_id', '=', sup).orderBy('id').execute();
-      expect(rows.map((r) => r.trigger)).toEqual(['sweep', 'sweep', 'sweep', 'sweep', 'heartbeat', 'heartbeat', 'heartbeat', 'heartbeat']);
-      const heartbeatRows = rows.filter((r) => r.trigger === 'heartbeat').map((r) => [r.agent_id, r.policy_id, Boolean(r.matched), Number(r.policy_version)]);
-      expect(heartbeatRows.sort()).toEqual([[a1, quarantine, true, 1], [a1, busy, false, 1], [a2, quarantine, false, 1], [a2, busy, false, 1]].sort());
-      const matchedRow = rows.find((r) => Boolean(r.matched))!;
-      expect(JSON.parse(matchedRow.decision_path)).toEqual([{ path: 'condition', kind: 'field_comparison', operator: '>', field: 'agent.metrics.anomaly_score', expected: 0.9, actual: 0.95, result: true }]);
+      expect(rows.map((r) => [r.trigger, Number(r.evaluated)])).toEqual([['sweep', 2], ['sweep', 2], ['heartbeat', 2], ['heartbeat', 2]]);
+      const heartbeatResults = rows
+        .filter((r) => r.trigger === 'heartbeat')
+        .flatMap((r) => (JSON.parse(r.results) as { policy_id: string; version: number; matched: boolean }[]).map((x) => [r.agent_id, x.policy_id, x.matched, x.version]));
+      expect(heartbeatResults.sort()).toEqual([[a1, quarantine, true, 1], [a1, busy, false, 1], [a2, quarantine, false, 1], [a2, busy, false, 1]].sort());
+      // Priority order inside a record: quarantine (200) before busy (100).
+      expect((JSON.parse(rows[2].results) as { policy_id: string }[]).map((x) => x.policy_id)).toEqual([quarantine, busy]);
+      const matchedRow = rows.find((r) => Number(r.matched) > 0)!;
+      expect(JSON.parse(matchedRow.decision_paths)).toEqual({ [quarantine]: [{ path: 'condition', kind: 'field_comparison', operator: '>', field: 'agent.metrics.anomaly_score', expected: 0.9, actual: 0.95, result: true }] });
+      expect(JSON.parse(matchedRow.context)).toMatchObject({ agent: { id: a1, metrics: { anomaly_score: 0.95, load: 0.1 } }, event: { type: 'heartbeat' } });
       expect(rows.every((r) => r.at)).toBe(true);
 
       const api = await evaluations(w, sup);
       expect(api).toHaveLength(8);
-      expect(api.filter((e) => e.matched).map((e) => [e.agent_id, e.policy_id, e.trigger])).toEqual([[a1, quarantine, 'heartbeat']]);
+      expect(api.filter((e) => e.matched).map((e) => [e.agent_id, e.policy_id, e.trigger, e.decision_path_source])).toEqual([[a1, quarantine, 'heartbeat', 'recorded']]);
+      // Non-matching decisions are replayed from the stored context and the policy version.
+      const replayed = api.find((e) => e.agent_id === a1 && e.policy_id === busy && e.trigger === 'heartbeat')!;
+      expect(replayed.decision_path_source).toBe('replayed');
+      expect(replayed.decision_path).toEqual([{ path: 'condition', kind: 'field_comparison', operator: '>', field: 'agent.metrics.load', expected: 0.8, actual: 0.1, result: false }]);
 
       // A heartbeat from a quarantined agent evaluates nothing: it is not reported as an evaluation.
       await w.tickExecutor();
@@ -180,7 +202,7 @@ for (const dialect of await dialects()) {
       w.clock!.advance(1_000);
       await w.heartbeat(a1, { anomaly_score: 0.99, load: 0.1 });
       await w.tickSupervisor(sup);
-      expect(await w.count('policy_evaluations')).toBe(8);
+      expect(await w.count('policy_evaluations')).toBe(4);
       health = (await w.h.req('GET', `/supervisors/${sup}/health`)).body;
       expect(health.last_policy_evaluation).toEqual(last);
       expect(health.agents).toMatchObject({ total: 2, quarantined: 1, healthy: 1 });

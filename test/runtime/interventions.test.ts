@@ -25,7 +25,12 @@ for (const dialect of await dialects()) {
       expect(created).toHaveLength(1);
       const i = created[0];
       expect(i).toMatchObject({ status: 'APPROVED', intervention_type: 'AGENT_QUARANTINE', target_type: 'AGENT', target_id: agent, policy_id: policy, attempts: 0 });
-      expect(i.action_details).toEqual({ policy_id: policy, policy_version: 1, action: 'quarantine_agent' });
+      expect(i.action_details).toEqual({
+        policy_id: policy,
+        policy_version: 1,
+        action: 'quarantine_agent',
+        rollback_plan: { steps: [`POST /api/v1/agents/${agent}/release`], note: expect.any(String) },
+      });
 
       await w.tickExecutor();
       const done = await w.waitForStatus(i.id, ['COMPLETED', 'FAILED']);

@@ -10,7 +10,7 @@ import { listSupervisors } from '../../store/supervisors.js';
 import { listTeams } from '../../store/agents.js';
 import { listInterventions } from '../../store/interventions.js';
 import { alertsOfGroups, listGroups } from '../../store/alerts.js';
-import { listAssignments, listEvaluations } from '../../store/policies.js';
+import { listAssignments } from '../../store/policies.js';
 import {
   commandSupervisor,
   createSupervisor,
@@ -21,7 +21,7 @@ import {
   updateSupervisorFields,
 } from '../../runtime/services/supervisors.js';
 import { createTeam } from '../../runtime/services/agents.js';
-import { assignPolicy, unassignPolicy } from '../../runtime/services/policies.js';
+import { assignPolicy, evaluationsView, unassignPolicy } from '../../runtime/services/policies.js';
 
 const Config = Type.Object({}, { additionalProperties: true, maxProperties: 32 });
 const CreateBody = Type.Object({ name: Name, description: Type.Optional(Type.Union([Description, Type.Null()])), config: Type.Optional(Config), parent_id: Type.Optional(Type.Union([Uuid, Type.Null()])) }, { additionalProperties: false });
@@ -108,14 +108,14 @@ export const supervisorRoutes = (deps: AppDeps) => async (app: FastifyInstance) 
     return page(items, p.limit, (g) => g.id);
   });
 
-  app.get<{ Params: { id: string }; Querystring: { limit?: string; cursor?: string; agent_id?: string; policy_id?: string } }>(
+  app.get<{ Params: { id: string }; Querystring: { limit?: string; cursor?: string; agent_id?: string; policy_id?: string; trigger?: string } }>(
     '/supervisors/:id/evaluations',
-    { schema: { params: IdParams, querystring: withList({ agent_id: Type.Optional(Uuid), policy_id: Type.Optional(Uuid) }) } },
+    { schema: { params: IdParams, querystring: withList({ agent_id: Type.Optional(Uuid), policy_id: Type.Optional(Uuid), trigger: Type.Optional(Type.Union(['heartbeat', 'agent_stale', 'alert_group', 'sweep'].map((t) => Type.Literal(t)))) }) } },
     async (req) => {
       await getSupervisorOr404(ctx, req.params.id);
       const p = pageParams(req.query);
       const before = p.after !== undefined ? Number(p.after) : undefined;
-      const items = await deps.store.read((db) => listEvaluations(db, { supervisor_id: req.params.id, agent_id: req.query.agent_id, policy_id: req.query.policy_id, limit: p.limit, after: Number.isFinite(before) ? before : undefined }));
+      const items = await evaluationsView(ctx, { supervisor_id: req.params.id, agent_id: req.query.agent_id, policy_id: req.query.policy_id, trigger: req.query.trigger, limit: p.limit, before: Number.isFinite(before) ? before : undefined });
       return page(items, p.limit, (e) => e.id);
     },
   );

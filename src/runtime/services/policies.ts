@@ -3,9 +3,9 @@ import { ApiError } from '../../domain/errors.js';
 import { compileCondition, planActions, validatePolicyDefinition, type EventType, type PolicyContext, type PolicyDefinition } from '../../domain/policy.js';
 import { appendEvent } from '../../store/events.js';
 import { getAgent, getTeam, countMembers } from '../../store/agents.js';
-import { getPolicy, getVersion, insertPolicy, insertVersion, listVersions, updatePolicy, upsertAssignment, deleteAssignment, type Policy, type PolicyVersion } from '../../store/policies.js';
+import { listEvaluations, getPolicy, getVersion, insertPolicy, insertVersion, listVersions, updatePolicy, upsertAssignment, deleteAssignment, type Policy, type PolicyVersion } from '../../store/policies.js';
 import { getSupervisor } from '../../store/supervisors.js';
-import { buildContext } from '../evaluator.js';
+import { buildContext, compiledFor } from '../evaluator.js';
 import { actorLabel, type Actor, type ServiceContext } from './context.js';
 
 export const POLICY_TYPES = ['INTERVENTION', 'COORDINATION', 'ESCALATION', 'LEARNING'] as const;
@@ -128,4 +128,33 @@ export async function simulate(ctx: ServiceContext, id: string, input: SimulateI
   const duration_us = Math.round((performance.now() - t0) * 1000);
   const interventions = decision.matched ? planActions(v.definition, context, { id: p.id, name: p.name, version: v.version }) : [];
   return { policy_id: p.id, version: v.version, matched: decision.matched, decision_path: decision.path, would_create: interventions, context, duration_us };
+}
+
+/**
+ * Evaluation records with a decision path for every policy: recorded for matches, replayed for
+ * the rest from the stored context and the policy version (evaluation is pure and deterministic).
+ */
+export async function evaluationsView(ctx: ServiceContext, opts: Parameters<typeof listEvaluations>[1]) {
+  const rows = await ctx.store.read((db) => listEvaluations(db, opts));
+  const versions = new Map<string, PolicyVersion | undefined>();
+  const out = [];
+  for (const row of rows) {
+    const results = [];
+    for (const r of row.results) {
+      let decision_path = row.decision_paths[r.policy_id];
+      let source: 'recorded' | 'replayed' | 'unavailable' = 'recorded';
+      if (decision_path === undefined) {
+        const key = `${r.policy_id}@${r.version}`;
+        if (!versions.has(key)) versions.set(key, await ctx.store.read((db) => getVersion(db, r.policy_id, r.version)));
+        const v = versions.get(key);
+        if (v) {
+          decision_path = compiledFor({ policy_id: r.policy_id, version: r.version, definition: v.definition })(row.context as unknown as PolicyContext).path;
+          source = 'replayed';
+        } else source = 'unavailable';
+      }
+      results.push({ ...r, decision_path: decision_path ?? null, decision_path_source: source });
+    }
+    out.push({ ...row, results, decision_paths: undefined });
+  }
+  return out;
 }
