@@ -44,12 +44,23 @@ export async function runDriver(scope, cfg, on = {}) {
   let err = '';
   child.stderr.on('data', (d) => (err += d));
   const pending = [];
+  let started = false;
+  let endSeen;
+  const ended = new Promise((r) => (endSeen = r));
   child.on('message', (m) => {
-    if (m?.type === 'window-start' && on.windowStart) pending.push(Promise.resolve().then(() => on.windowStart(m.at)));
-    if (m?.type === 'window-end' && on.windowEnd) pending.push(Promise.resolve().then(() => on.windowEnd(m.at)));
+    if (m?.type === 'window-start') {
+      started = true;
+      if (on.windowStart) pending.push(Promise.resolve().then(() => on.windowStart(m.at)));
+    }
+    if (m?.type === 'window-end') {
+      if (on.windowEnd) pending.push(Promise.resolve().then(() => on.windowEnd(m.at)));
+      endSeen();
+    }
   });
   const budget = ((cfg.warmupS ?? 0) + cfg.durationS + 60) * 1000;
   const code = await withTimeout(new Promise((r) => child.once('exit', r)), budget, 'load driver');
+  // IPC messages may still be in flight when 'exit' fires: wait for the window's end message.
+  if (started) await Promise.race([ended, new Promise((r) => setTimeout(r, 5000))]);
   await Promise.all(pending);
   if (code !== 0) throw new Error(`load driver exited ${code}: ${err.slice(-2000)}`);
   return JSON.parse(readFileSync(outFile, 'utf8'));

@@ -47,6 +47,8 @@ export async function spawnOverseer(scope, { databaseUrl, env = {}, port, nodeAr
       // All load uses one (admin) token: lift its per-token ingest limit (default 20,000/s) so the
       // figures measure the server, not the limiter. The limiter itself still runs per request.
       OVERSEER_INGEST_RATE_LIMIT: '10000000',
+      // The benchmarks seed policies with one admin token; four-eyes activation is not what they measure.
+      OVERSEER_FOUR_EYES: 'off',
       ...env,
     },
     'overseer',

@@ -173,8 +173,11 @@ if (cfg.mode === 'open') await openLoop(stopAt);
 else await closedLoop(stopAt);
 clearInterval(switcher);
 if (windowEnd === null) {
+  // The switcher timer can be starved by a busy send loop: close the window (and tell the
+  // parent, which samples the server between the two messages) here instead.
   windowEnd = Date.now();
   measuring = false;
+  if (windowStart !== null) process.send?.({ type: 'window-end', at: windowEnd });
 }
 agent.destroy();
 

@@ -73,7 +73,7 @@ async function oneDatabase(scope, kind, { runs, duration, warmup }) {
     await until(async () => (await reader.query('select count(*) as n from agents where heartbeat_count > evaluated_count and supervisor_id = ?', [fleet.supervisor_id]))[0].n == 0, { timeoutMs: 60_000, intervalMs: 100, what: 'evaluations to catch up' });
     const from = new Date(result.window.start).toISOString();
     const to = new Date(result.window.end).toISOString();
-    const counts = await reader.query('select trigger, count(*) as n from policy_evaluations where supervisor_id = ? and at >= ? and at < ? group by trigger', [fleet.supervisor_id, from, to]);
+    const counts = await reader.query('select trigger, sum(evaluated) as n from policy_evaluations where supervisor_id = ? and at >= ? and at < ? group by trigger', [fleet.supervisor_id, from, to]);
     const total = counts.reduce((a, r) => a + Number(r.n), 0);
     const hb = Number(counts.find((r) => r.trigger === 'heartbeat')?.n ?? 0);
     const decisions = await reader.query("select distinct agent_id, at from policy_evaluations where supervisor_id = ? and trigger = 'heartbeat' and at >= ?", [fleet.supervisor_id, from]);
@@ -81,8 +81,12 @@ async function oneDatabase(scope, kind, { runs, duration, warmup }) {
     const hist = before && after ? histogramQuantile(bucketDelta(buckets(after, 'overseer_policy_evaluation_seconds', { trigger: 'heartbeat' }), buckets(before, 'overseer_policy_evaluation_seconds', { trigger: 'heartbeat' })), 0.99) : null;
     out.evals_per_s.push(total / result.window.seconds);
     out.heartbeat_evals_per_s.push(hb / result.window.seconds);
-    out.decision_p99.push(percentile(latencies, 99));
-    out.decision_p50.push(percentile(latencies, 50));
+    // Heartbeat-triggered decisions are committed in the heartbeat's own transaction, so a 2xx
+    // means the decision is durable: trigger-to-decision is the client-observed request time.
+    out.decision_p99.push(percentile(result.latencies_ms, 99));
+    out.decision_p50.push(percentile(result.latencies_ms, 50));
+    out.commit_to_decision_p99 ??= [];
+    out.commit_to_decision_p99.push(percentile(latencies, 99));
     out.eval_commit_p99.push(hist ? hist.value * 1000 : null);
     if (hist?.upperBound === Infinity) out.eval_commit_capped = true;
     out.hb_rps.push(result.rps);
@@ -107,7 +111,7 @@ export async function evaluation({ runs, duration, warmup, databases }) {
       figures.push(
         figure({ id: `${kind}_evals_per_s`, label: `${name}: policy evaluations/s persisted (all triggers)`, unit: '/s', values: r.evals_per_s, digits: 0, target: { on: 'value', op: '>=', value: 20000 } }),
         figure({ id: `${kind}_hb_evals_per_s`, label: `${name}: of which heartbeat-triggered`, unit: '/s', values: r.heartbeat_evals_per_s, digits: 0 }),
-        figure({ id: `${kind}_decision_p99_ms`, label: `${name}: trigger-to-decision p99 (commit -> evaluation)`, unit: 'ms', values: r.decision_p99, target: { on: 'value', op: '<', value: 5 } }),
+        figure({ id: `${kind}_decision_p99_ms`, label: `${name}: trigger-to-decision p99 (request sent -> decision committed and acknowledged)`, unit: 'ms', values: r.decision_p99, target: { on: 'value', op: '<', value: 5 } }),
         figure({ id: `${kind}_decision_p50_ms`, label: `${name}: trigger-to-decision p50`, unit: 'ms', values: r.decision_p50 }),
         figure({ id: `${kind}_eval_commit_p99_ms`, label: `${name}: evaluate + commit one batch p99 (server histogram)`, unit: 'ms', values: r.eval_commit_p99, note: r.eval_commit_capped ? 'beyond the last bucket (1 s): at least this' : undefined }),
         figure({ id: `${kind}_hb_rps`, label: `${name}: heartbeats/s acknowledged meanwhile`, unit: '/s', values: r.hb_rps, digits: 0 }),
@@ -121,8 +125,8 @@ export async function evaluation({ runs, duration, warmup, databases }) {
       method: [
         `One supervisor with one team of ${AGENTS} agents and the 20 policies of bench/lib/seed.mjs assigned (none matches the metrics sent, so no intervention is created), built through the API on a fresh database.`,
         `Load: bench/load/heartbeat-driver.mjs in a child process keeps ${CONCURRENCY} heartbeats in flight (closed loop), round-robin over the ${AGENTS} agents, for the run duration after a ${warmup} s warm-up.`,
-        'Evaluations/s = rows in policy_evaluations whose `at` falls inside the measured window / window length (each row is one policy evaluated against one agent, committed). Sweeps (every policy_evaluation_interval_seconds = 10 s) are counted in the total and shown apart in bench/results.json.',
-        'Trigger-to-decision: every acknowledged heartbeat carries its server commit time (`last_heartbeat_at` of the ack); its decision is the first heartbeat-triggered evaluation row of the same agent with `at` >= that time. `at` is taken when the evaluation starts (after the pending-heartbeat read), so this does not include the evaluation\'s own commit; the server histogram `overseer_policy_evaluation_seconds{trigger="heartbeat"}` (evaluate + commit one batch, delta over the window, interpolated p99) is shown next to it. Timestamps have millisecond resolution.',
+        'Evaluations/s = policies evaluated (sum of policy_evaluations.evaluated: one record holds every policy evaluated for one agent and trigger) whose `at` falls inside the measured window / window length, all committed. Sweeps (every policy_evaluation_interval_seconds = 10 s) are counted in the total and shown apart in bench/results.json.',
+        'Trigger-to-decision: a heartbeat is evaluated against every assigned policy inside the same group-commit transaction that stores it, so its 2xx means the decision (and any intervention it caused) is committed. The figure is the client-observed time from sending the heartbeat to that 2xx, under the full closed-loop load of the run; the server histogram `overseer_policy_evaluation_seconds{trigger="heartbeat"}` (evaluate + write one batch) is shown next to it.',
       ],
     };
   });

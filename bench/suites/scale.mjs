@@ -134,7 +134,7 @@ export async function oneRun(scope, kind, seeded, control, { duration, warmup })
   const to = new Date(result.window.end).toISOString();
   await sleep(2000); // let in-flight interventions reach the control endpoint
   const interventions = await reader.query('select status, count(*) as n from interventions where created_at >= ? and created_at < ? group by status', [from, to]);
-  const evals = await reader.query('select count(*) as n from policy_evaluations where at >= ? and at < ?', [from, to]);
+  const evals = await reader.query('select sum(evaluated) as n from policy_evaluations where at >= ? and at < ?', [from, to]);
   const stale = await reader.query("select count(*) as n from agents where status = 'STALE'");
   await stopProcess(server);
   const out = {

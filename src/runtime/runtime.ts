@@ -471,9 +471,10 @@ export class Runtime {
     return s;
   }
 
-  /** Policies changed: every hosted supervisor re-reads them on its next tick. */
-  policiesChanged(): void {
-    for (const a of this.hosted.values()) {
+  /** Policies or teams changed: the supervisor (or every one) re-reads them on its next tick. */
+  policiesChanged(supervisorId?: string): void {
+    const targets = supervisorId ? [this.hosted.get(supervisorId)].filter((a): a is SupervisorAgent => !!a) : [...this.hosted.values()];
+    for (const a of targets) {
       a.refresh(a.sup);
       a.poke();
     }

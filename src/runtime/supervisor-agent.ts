@@ -57,8 +57,9 @@ export class SupervisorAgent {
     this.sup = sup;
     this.config = SupervisorAgent.checkedConfig(sup);
     this.lastBeatAt = sup.last_heartbeat_at ? Date.parse(sup.last_heartbeat_at) : null;
-    // The first sweep comes one interval after hosting, so a boot does not evaluate everything at once.
-    this.lastSweep = deps.clock.now();
+    // The first sweep comes within one interval after hosting, at a random point, so a boot (or
+    // many supervisors started together) does not evaluate every agent at the same moment.
+    this.lastSweep = deps.clock.now() - Math.floor(Math.random() * this.config.policy_evaluation_interval_seconds * 1000 * 0.9);
     const name = `supervisor:${sup.id}`;
     this.heartbeatLoop = new Loop({ name: `${name}:heartbeat`, clock: deps.clock, logger: deps.logger, intervalMs: () => this.config.heartbeat_interval_seconds * 1000, tick: () => this.beat(), onError: (e) => this.onLoopError(e) });
     this.monitorLoop = new Loop({ name: `${name}:monitor`, clock: deps.clock, logger: deps.logger, intervalMs: () => MONITOR_TICK_MS, tick: () => this.tickOnce(), onError: (e) => this.onLoopError(e) });

@@ -15,7 +15,12 @@ export class GroupCommitter {
   private flushing: Promise<void> | null = null;
   private scheduled = false;
 
-  constructor(private readonly store: Store, private readonly maxBatch = 200) {}
+  /**
+   * `maxBatch` stays small on purpose: a synchronous driver holds the event loop for the whole
+   * transaction, so many small batches with a yield between them keep heartbeats and health
+   * checks flowing while sweeps commit.
+   */
+  constructor(private readonly store: Store, private readonly maxBatch = 8) {}
 
   /** Runs `work` in the next shared transaction. `work` must only touch the database. */
   run<T>(work: (trx: Tx) => Promise<T>): Promise<T> {
@@ -37,7 +42,10 @@ export class GroupCommitter {
   private async flushAll(): Promise<void> {
     if (this.flushing) return;
     this.flushing = (async () => {
-      while (this.queue.length) await this.flush(this.queue.splice(0, this.maxBatch));
+      while (this.queue.length) {
+        await this.flush(this.queue.splice(0, this.maxBatch));
+        if (this.queue.length) await new Promise((r) => setImmediate(r));
+      }
     })();
     try {
       await this.flushing;

@@ -87,7 +87,7 @@ export async function createTeam(ctx: ServiceContext, supervisorId: string, inpu
     for (const agentId of agentIds) events.push(await join(ctx, trx, { team_id: id, supervisor_id: supervisorId, agent_id: agentId, role: 'MEMBER', at: now }, actor));
     await appendEvents(trx, events);
   });
-  ctx.runtime.policiesChanged();
+  ctx.runtime.policiesChanged(supervisorId);
   return teamView(ctx, id);
 }
 
@@ -114,24 +114,26 @@ export async function teamView(ctx: ServiceContext, id: string): Promise<TeamVie
 
 export async function addTeamMember(ctx: ServiceContext, teamId: string, input: { agent_id: string; role?: TeamRole }, actor: Actor | null): Promise<TeamView> {
   const now = ctx.clock.now();
-  await ctx.store.tx(async (trx) => {
+  const supervisorId = await ctx.store.tx(async (trx) => {
     const team = await getTeam(trx, teamId);
     if (!team) throw ApiError.notFound('team', teamId);
     const ev = await join(ctx, trx, { team_id: teamId, supervisor_id: team.supervisor_id, agent_id: input.agent_id, role: input.role ?? 'MEMBER', at: now }, actor);
     await appendEvent(trx, ev);
+    return team.supervisor_id;
   });
-  ctx.runtime.policiesChanged();
+  ctx.runtime.policiesChanged(supervisorId);
   return teamView(ctx, teamId);
 }
 
 export async function removeTeamMember(ctx: ServiceContext, teamId: string, agentId: string, actor: Actor | null): Promise<TeamView> {
   const now = ctx.clock.now();
-  await ctx.store.tx(async (trx) => {
+  const supervisorId = await ctx.store.tx(async (trx) => {
     const team = await getTeam(trx, teamId);
     if (!team) throw ApiError.notFound('team', teamId);
     if (!(await removeMember(trx, teamId, agentId, now))) throw ApiError.notFound(`active member of team ${teamId}:`, agentId);
     await appendEvent(trx, { supervisor_id: team.supervisor_id, entity_type: 'team', entity_id: teamId, type: 'team.member_removed', actor: actorLabel(actor), payload: { agent_id: agentId }, at: now });
+    return team.supervisor_id;
   });
-  ctx.runtime.policiesChanged();
+  ctx.runtime.policiesChanged(supervisorId);
   return teamView(ctx, teamId);
 }
