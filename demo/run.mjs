@@ -260,8 +260,11 @@ async function main() {
       actions: [{ type: 'quarantine_agent', reason: 'anomaly_score ${agent.metrics.anomaly_score} > 0.9' }],
     },
   });
+  // Four-eyes (on by default): a second admin activates the version the first one wrote.
+  const reviewer = await call('POST', '/tokens', { role: 'admin', name: 'demo-reviewer' });
+  await call('POST', `/policies/${policy.id}/activate`, {}, reviewer.token);
   await call('POST', `/supervisors/${sup.id}/policies`, { policy_id: policy.id, priority: 10 });
-  say(`policy "${policy.name}" (agent.metrics.anomaly_score > 0.9 -> quarantine_agent) assigned`);
+  say(`policy "${policy.name}" (agent.metrics.anomaly_score > 0.9 -> quarantine_agent) activated by a second admin and assigned`);
 
   for (const a of agents) startAgent(a);
   const bad = agents.find((a) => a.misbehaves);

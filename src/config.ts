@@ -13,6 +13,8 @@ export interface Config {
   ingestRateLimit: number;
   /** Policy evaluation records older than this are pruned. */
   evaluationRetentionHours: number;
+  /** Four-eyes approvals and policy activation (OVERSEER_FOUR_EYES=on|off, default on). */
+  fourEyes: boolean;
 }
 
 export class ConfigError extends Error {}
@@ -22,6 +24,14 @@ function int(name: string, raw: string | undefined, def: number, min: number, ma
   const n = Number(raw);
   if (!Number.isInteger(n) || n < min || n > max) throw new ConfigError(`${name} must be an integer between ${min} and ${max} (got "${raw}")`);
   return n;
+}
+
+function onOff(name: string, raw: string | undefined, def: boolean): boolean {
+  const v = raw?.trim().toLowerCase();
+  if (v === undefined || v === '') return def;
+  if (v === 'on') return true;
+  if (v === 'off') return false;
+  throw new ConfigError(`${name} must be on or off (got "${raw}")`);
 }
 
 /** Reads the process environment, with command-line flags taking precedence. */
@@ -42,5 +52,6 @@ export function loadConfig(env: NodeJS.ProcessEnv, flags: { host?: string; port?
     agentRateLimit: int('OVERSEER_AGENT_RATE_LIMIT', env.OVERSEER_AGENT_RATE_LIMIT, 20, 1, 1_000_000),
     ingestRateLimit: int('OVERSEER_INGEST_RATE_LIMIT', env.OVERSEER_INGEST_RATE_LIMIT, 20_000, 1, 10_000_000),
     evaluationRetentionHours: int('OVERSEER_EVALUATION_RETENTION_HOURS', env.OVERSEER_EVALUATION_RETENTION_HOURS, 24, 1, 24 * 365),
+    fourEyes: onOff('OVERSEER_FOUR_EYES', env.OVERSEER_FOUR_EYES, true),
   };
 }

@@ -36,7 +36,7 @@ export async function startServer(opts: StartOptions): Promise<Server> {
   const store = await openWithRetry(config.databaseUrl, logger);
   const metrics = new Metrics();
   const runtime = new Runtime({ store, clock, newId: () => uuidv7(clock.now()), logger, metrics, version: VERSION, evaluationRetentionHours: config.evaluationRetentionHours });
-  const ctx = { store, clock, newId: () => uuidv7(clock.now()), runtime };
+  const ctx = { store, clock, newId: () => uuidv7(clock.now()), runtime, settings: { fourEyes: config.fourEyes } };
   const tokens = new TokenService({ store, clock, newId: ctx.newId }, config.adminToken);
   const minted = await tokens.bootstrap();
   if (minted) (opts.announceToken ?? ((t) => process.stdout.write(`\nNo admin token configured: created one. It is shown only this once:\n\n  OVERSEER_TOKEN=${t}\n\n`)))(minted);
@@ -44,7 +44,7 @@ export async function startServer(opts: StartOptions): Promise<Server> {
   const app = await buildApp({ ctx, store, runtime, tokens, metrics, logger, health, controlUrlAllow: config.controlUrlAllow, rateLimits: { agent: config.agentRateLimit, other: config.ingestRateLimit } });
   // Listen first so probes see 503 during recovery rather than connection refused.
   await app.listen({ host: config.host, port: config.port });
-  logger.info({ address: app.server.address(), database: store.describe }, 'listening; recovering');
+  logger.info({ address: app.server.address(), database: store.describe, four_eyes: config.fourEyes }, 'listening; recovering');
   await runtime.start();
 
   let stopping: Promise<void> | null = null;

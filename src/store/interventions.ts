@@ -20,7 +20,10 @@ export interface Intervention {
   status: InterventionStatus;
   approval_required: boolean;
   requested_by: string | null;
+  /** Token id of whoever asked for it; null for policy- and runtime-created ones. */
+  requested_by_id: string | null;
   approved_by: string | null;
+  approved_by_id: string | null;
   approved_at: string | null;
   rejected_by: string | null;
   rejected_reason: string | null;
@@ -63,6 +66,7 @@ export interface NewIntervention {
   action_details: Record<string, unknown>;
   approval_required: boolean;
   requested_by: string | null;
+  requested_by_id?: string | null;
   dedupe_key?: string | null;
   /** Approved interventions get their deadline and first attempt time at creation. */
   status: 'PENDING' | 'APPROVED';
@@ -88,6 +92,7 @@ export async function insertIntervention(db: Db, i: NewIntervention): Promise<vo
       status: i.status,
       approval_required: i.approval_required ? 1 : 0,
       requested_by: i.requested_by,
+      requested_by_id: i.requested_by_id ?? null,
       attempts: 0,
       next_attempt_at: i.next_attempt_at != null ? iso(i.next_attempt_at) : null,
       deadline_at: i.deadline_at != null ? iso(i.deadline_at) : null,

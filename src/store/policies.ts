@@ -21,7 +21,8 @@ export interface Policy {
   updated_at: string;
 }
 
-export interface PolicyVersion { policy_id: string; version: number; definition: PolicyDefinition; created_by: string | null; created_at: string }
+/** `created_by_id` is the author's token id, the identity the four-eyes rule compares. */
+export interface PolicyVersion { policy_id: string; version: number; definition: PolicyDefinition; created_by: string | null; created_by_id: string | null; created_at: string }
 
 export const toPolicy = (r: PoliciesTable): Policy => ({
   ...r,
@@ -47,8 +48,10 @@ export async function listPolicies(db: Db, opts: { limit: number; after?: string
 
 export async function insertPolicy(
   db: Db,
-  p: { id: string; name: string; policy_type: string; description: string | null; definition: PolicyDefinition; created_by: string | null; at: number },
+  p: { id: string; name: string; policy_type: string; description: string | null; definition: PolicyDefinition; created_by: string | null; created_by_id: string | null; active: boolean; at: number },
 ): Promise<void> {
+  // Not active: version 1 waits for activation, and active_version 0 names no version, so
+  // assignedPolicies (which joins on it) runs nothing for this policy meanwhile.
   await db
     .insertInto('policies')
     .values({
@@ -56,9 +59,9 @@ export async function insertPolicy(
       name: p.name,
       policy_type: p.policy_type,
       description: p.description,
-      active_version: 1,
+      active_version: p.active ? 1 : 0,
       latest_version: 1,
-      is_active: 1,
+      is_active: p.active ? 1 : 0,
       effectiveness: 0.5,
       times_triggered: 0,
       successes: 0,
@@ -67,11 +70,14 @@ export async function insertPolicy(
       updated_at: iso(p.at),
     })
     .execute();
-  await insertVersion(db, { policy_id: p.id, version: 1, definition: p.definition, created_by: p.created_by, at: p.at });
+  await insertVersion(db, { policy_id: p.id, version: 1, definition: p.definition, created_by: p.created_by, created_by_id: p.created_by_id, at: p.at });
 }
 
-export async function insertVersion(db: Db, v: { policy_id: string; version: number; definition: PolicyDefinition; created_by: string | null; at: number }): Promise<void> {
-  await db.insertInto('policy_versions').values({ policy_id: v.policy_id, version: v.version, definition: json(v.definition), created_by: v.created_by, created_at: iso(v.at) }).execute();
+export async function insertVersion(db: Db, v: { policy_id: string; version: number; definition: PolicyDefinition; created_by: string | null; created_by_id: string | null; at: number }): Promise<void> {
+  await db
+    .insertInto('policy_versions')
+    .values({ policy_id: v.policy_id, version: v.version, definition: json(v.definition), created_by: v.created_by, created_by_id: v.created_by_id, created_at: iso(v.at) })
+    .execute();
 }
 
 export async function getVersion(db: Db, policyId: string, version: number): Promise<PolicyVersion | undefined> {

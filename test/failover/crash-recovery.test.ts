@@ -77,6 +77,9 @@ for (const dialect of await dialects()) {
         }),
         'policy',
       );
+      // Four-eyes: a second admin activates the policy.
+      const reviewer = api(server.url, (await created(await client.post('/tokens', { role: 'admin', name: 'reviewer' }), 'reviewer token')).token);
+      await created(await reviewer.post(`/policies/${policy.id}/activate`, {}), 'activate policy');
       await created(await client.post(`/supervisors/${active.id}/policies`, { policy_id: policy.id, priority: 10 }), 'assign policy');
       for (const id of Object.values(agents)) {
         const hb = await client.post(`/agents/${id}/heartbeat`, { metrics: { cpu: 0.2 } });

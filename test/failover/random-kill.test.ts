@@ -62,7 +62,8 @@ class Load {
   private readonly pendingApproval: string[] = [];
   readonly agents: Agent[] = [];
 
-  constructor(private readonly client: Api, private readonly ledger: Ledger, private readonly rand: () => number, private readonly supervisorId: string) {}
+  /** `approver` is a second person (four-eyes): `client` requests, `approver` approves. */
+  constructor(private readonly client: Api, private readonly approver: Api, private readonly ledger: Ledger, private readonly rand: () => number, private readonly supervisorId: string) {}
 
   private pause(ms: number): Promise<void> {
     return new Promise((r) => setTimeout(r, ms));
@@ -124,7 +125,7 @@ class Load {
         while (!this.stopped) {
           const id = this.pendingApproval[0];
           if (id) {
-            const r = await tryCall(() => this.client.put(`/interventions/${id}/approve`, { comment: 'looks right' }));
+            const r = await tryCall(() => this.approver.put(`/interventions/${id}/approve`, { comment: 'looks right' }));
             if (this.ok(r.status)) {
               this.ledger.approvals.push(id);
               this.ledger.writes++;
@@ -209,6 +210,10 @@ for (const dialect of await dialects()) {
 
       const sup = await client.post('/supervisors', { name: 'under-load', config: CONFIG });
       expect(sup.status).toBe(201);
+      // Four-eyes: a second admin activates the policies and approves what the operators request.
+      const reviewerToken = await client.post('/tokens', { role: 'admin', name: 'reviewer' });
+      expect(reviewerToken.status).toBe(201);
+      const reviewer = api(server.url, reviewerToken.body.token);
       const anomaly = (op: string, value: number) => ({ type: 'field_comparison', field: 'agent.metrics.anomaly', operator: op, value });
       const restartPolicy = await client.post('/policies', {
         name: 'restart-on-anomaly',
@@ -222,12 +227,13 @@ for (const dialect of await dialects()) {
       });
       for (const p of [restartPolicy, quarantinePolicy]) {
         expect(p.status).toBe(201);
+        expect((await reviewer.post(`/policies/${p.body.id}/activate`, {})).status).toBe(200);
         expect((await client.post(`/supervisors/${sup.body.id}/policies`, { policy_id: p.body.id, priority: 10 })).status).toBe(201);
       }
       const urls = [control.url('/ok'), control.url('/ok'), control.url('/ok'), control.url('/flaky'), slow.url('/slow'), slow.url('/slow'), control.url('/ok')];
       const team = await client.post(`/supervisors/${sup.body.id}/teams`, { name: 'pool' });
       expect(team.status).toBe(201);
-      load = new Load(client, ledger, rand, sup.body.id);
+      load = new Load(client, reviewer, ledger, rand, sup.body.id);
       const registerAgent = async (name: string, url: string, silent = false): Promise<boolean> => {
         const a = await tryCall(() => client.post('/agents', { name, control_url: url }));
         if (a.status !== 201) return false;
@@ -269,7 +275,7 @@ for (const dialect of await dialects()) {
       await until(
         async () => {
           const open = await withRawDb(db!.url, (d) => d.query<{ id: string; status: string }>("select id, status from interventions where status in ('PENDING', 'APPROVED', 'EXECUTING')"));
-          for (const i of open.filter((x) => x.status === 'PENDING')) await tryCall(() => client.put(`/interventions/${i.id}/approve`, { comment: 'settling' }));
+          for (const i of open.filter((x) => x.status === 'PENDING')) await tryCall(() => reviewer.put(`/interventions/${i.id}/approve`, { comment: 'settling' }));
           return open.length === 0;
         },
         { timeoutMs: 45_000, intervalMs: 200, what: 'every intervention to reach a final state' },

@@ -41,6 +41,8 @@ export interface HarnessOptions {
   /** Reuse an existing database (restart scenarios). */
   db?: TestDb;
   random?: () => number;
+  /** OVERSEER_FOUR_EYES; default true, the production default. */
+  fourEyes?: boolean;
 }
 
 export async function createHarness(opts: HarnessOptions): Promise<Harness> {
@@ -50,7 +52,7 @@ export async function createHarness(opts: HarnessOptions): Promise<Harness> {
   const logger = silentLogger();
   const newId = () => uuidv7(clock.now());
   const runtime = new Runtime({ store, clock, newId, logger, metrics: new Metrics(), autoStartLoops: opts.autoStartLoops, random: opts.random });
-  const ctx: ServiceContext = { store, clock, newId, runtime };
+  const ctx: ServiceContext = { store, clock, newId, runtime, settings: { fourEyes: opts.fourEyes ?? true } };
   const tokens = new TokenService({ store, clock, newId }, HARNESS_TOKEN);
   const health: HealthState = { draining: false, startedAt: Date.now() };
   const app = await buildApp({ ctx, store, runtime, tokens, metrics: new Metrics(), logger, health, controlUrlAllow: opts.controlUrlAllow ?? null });

@@ -41,9 +41,14 @@ for (const dialect of await dialects()) {
       await w.tickSupervisor(sup);
       expect((await evaluations(w, sup, 'heartbeat')).map((e) => [e.policy_version, e.matched])).toEqual([[1, false]]);
 
-      const v2 = await w.h.req('PUT', `/policies/${policy}`, { definition: loadAbove(0.5) });
+      // Four-eyes: the new version waits for another admin; the author cannot activate it.
+      const v2 = await w.h.req('PUT', `/policies/${policy}`, { definition: loadAbove(0.5) }, w.author);
       expect(v2.status).toBe(200);
-      expect(v2.body).toMatchObject({ version: 2, active_version: 2, latest_version: 2 });
+      expect(v2.body).toMatchObject({ version: 1, active_version: 1, latest_version: 2, pending_version: 2 });
+      expect((await w.h.req('POST', `/policies/${policy}/activate`, {}, w.author)).status).toBe(403);
+      const activated = await w.h.req('POST', `/policies/${policy}/activate`, {});
+      expect(activated.status).toBe(200);
+      expect(activated.body).toMatchObject({ version: 2, active_version: 2, latest_version: 2, pending_version: null });
       const versions = await w.h.req('GET', `/policies/${policy}/versions`);
       expect(versions.body.items.map((v: { version: number; definition: { condition: { value: number } } }) => [v.version, v.definition.condition.value])).toEqual([[1, 0.9], [2, 0.5]]);
 

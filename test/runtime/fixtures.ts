@@ -22,6 +22,13 @@ export interface World {
   createSupervisor(config?: Record<string, unknown>): Promise<string>;
   /** Registers one agent per control path and puts them all in one new team of `supervisorId`. */
   createTeam(supervisorId: string, controlPaths: string[]): Promise<{ teamId: string; agentIds: string[] }>;
+  /**
+   * A second admin's token. It writes the world's policies, so that (four-eyes) the harness
+   * admin may activate them and approve what they create; and it may approve what the harness
+   * admin requests.
+   */
+  author: string;
+  /** Written by `author`, activated by the harness admin: running from the next tick. */
   createPolicy(name: string, definition: Record<string, unknown>): Promise<string>;
   assign(supervisorId: string, policyId: string, priority?: number): Promise<void>;
   heartbeat(agentId: string, metrics: Record<string, number | string>): Promise<void>;
@@ -52,10 +59,13 @@ export async function world(dialect: Dialect, opts: { realTime?: boolean } = {})
     return r;
   };
 
+  const author = (await h.tokens.create({ role: 'admin', name: 'policy-author' }, null)).token;
+
   const w: World = {
     h,
     cs,
     clock,
+    author,
     async createSupervisor(config = {}) {
       const r = ok(await h.req('POST', '/supervisors', { name: `sup-${h.ctx.newId()}`, config }), 201, 'create supervisor');
       return r.body.id as string;
@@ -70,7 +80,8 @@ export async function world(dialect: Dialect, opts: { realTime?: boolean } = {})
       return { teamId: t.body.id as string, agentIds };
     },
     async createPolicy(name, definition) {
-      const r = ok(await h.req('POST', '/policies', { name, policy_type: 'INTERVENTION', definition }), 201, 'create policy');
+      const r = ok(await h.req('POST', '/policies', { name, policy_type: 'INTERVENTION', definition }, author), 201, 'create policy');
+      ok(await h.req('POST', `/policies/${r.body.id}/activate`, { version: 1 }), 200, 'activate policy');
       return r.body.id as string;
     },
     async assign(supervisorId, policyId, priority = 100) {

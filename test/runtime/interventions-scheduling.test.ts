@@ -60,7 +60,11 @@ for (const dialect of await dialects()) {
       const { teamId, agentIds } = await w.createTeam(sup, ['/ok/a1', '/ok/a2', '/ok/a3']);
       const created = await w.h.req('POST', '/interventions', { supervisor_id: sup, intervention_type: 'TEAM_RESTART', target_type: 'TEAM', target_id: teamId, reason: 'rolling restart', action_details: { stagger_seconds: 10 } });
       expect(created.status).toBe(201);
-      const parent = created.body;
+      // A team restart is destructive: it waits for a second person whatever the request said.
+      expect(created.body).toMatchObject({ status: 'PENDING', approval_required: true, action_details: { approval_reason: expect.stringContaining('destructive') } });
+      const approved = await w.h.req('PUT', `/interventions/${created.body.id}/approve`, { comment: 'go' }, w.author);
+      expect(approved.status).toBe(200);
+      const parent = approved.body;
       expect(parent).toMatchObject({ status: 'APPROVED', intervention_type: 'TEAM_RESTART', target_type: 'TEAM', target_id: teamId });
       const t0 = w.clock!.now();
 

@@ -4,8 +4,8 @@ import { Type, type Static } from '@sinclair/typebox';
 import type { AppDeps } from '../app.js';
 import { Description, IdParams, Name, Uuid, withList } from '../schemas.js';
 import { page, pageParams } from '../pagination.js';
-import { listPolicies, getVersion } from '../../store/policies.js';
-import { activatePolicy, createPolicy, policyView, POLICY_TYPES, simulate, updatePolicyVersion, versionsOf } from '../../runtime/services/policies.js';
+import { listPolicies } from '../../store/policies.js';
+import { activatePolicy, createPolicy, policyView, POLICY_TYPES, simulate, updatePolicyVersion, versionsOf, viewOf } from '../../runtime/services/policies.js';
 
 const PolicyType = Type.Union(POLICY_TYPES.map((t) => Type.Literal(t)));
 // The definition's shape is checked by the policy validator, which names the path of every problem.
@@ -35,7 +35,7 @@ export const policyRoutes = (deps: AppDeps) => async (app: FastifyInstance) => {
   app.get<{ Querystring: { limit?: string; cursor?: string } }>('/policies', { schema: { querystring: withList({}) } }, async (req) => {
     const p = pageParams(req.query);
     const rows = await deps.store.read((db) => listPolicies(db, p));
-    const items = await Promise.all(rows.map(async (r) => ({ ...r, definition: (await deps.store.read((db) => getVersion(db, r.id, r.active_version)))?.definition ?? null })));
+    const items = await deps.store.read((db) => Promise.all(rows.map((r) => viewOf(db, r))));
     return page(items, p.limit, (x) => x.id);
   });
 

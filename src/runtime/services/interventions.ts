@@ -1,13 +1,15 @@
 /** Manual interventions and the approval workflow. */
 import { ApiError } from '../../domain/errors.js';
 import type { InterventionType, TargetType } from '../../domain/intervention.js';
+import { approvalRule, rollbackPlan } from '../../domain/safety.js';
 import { validateConfig } from '../../domain/supervisor.js';
 import { iso } from '../../domain/time.js';
 import { appendEvent } from '../../store/events.js';
-import { getAgent, getTeam } from '../../store/agents.js';
+import { countMembers, getAgent, getTeam } from '../../store/agents.js';
 import { getIntervention, insertIntervention, transitionIntervention, type Intervention } from '../../store/interventions.js';
+import { getVersion } from '../../store/policies.js';
 import { getSupervisor } from '../../store/supervisors.js';
-import { actorLabel, type Actor, type ServiceContext } from './context.js';
+import { actorLabel, requireFourEyes, type Actor, type ServiceContext } from './context.js';
 
 export interface CreateInterventionInput {
   supervisor_id: string;
@@ -40,7 +42,13 @@ export async function createIntervention(ctx: ServiceContext, input: CreateInter
     }
     const config = validateConfig(sup.config);
     const timeoutMs = (config.ok ? config.value.intervention_timeout_seconds : 300) * 1000;
-    const needsApproval = input.approval_required === true;
+    // The safety rules apply whatever the caller asked for: a destructive type, or more agents
+    // affected than the limit (a team counts its active members), waits for a human.
+    const affected = input.target_type === 'TEAM' ? await countMembers(trx, input.target_id) : 1;
+    const needsApproval = approvalRule(input.intervention_type, affected, input.approval_required === true).required;
+    const forced = approvalRule(input.intervention_type, affected, false);
+    const rollback = rollbackPlan(input.intervention_type, input.target_id);
+    const details = input.action_details ?? {};
     await insertIntervention(trx, {
       id,
       supervisor_id: sup.id,
@@ -48,15 +56,16 @@ export async function createIntervention(ctx: ServiceContext, input: CreateInter
       target_type: input.target_type,
       target_id: input.target_id,
       reason: input.reason,
-      action_details: input.action_details ?? {},
+      action_details: { ...details, ...(rollback && details.rollback_plan === undefined ? { rollback_plan: rollback } : {}), ...(forced.required ? { approval_reason: forced.reason } : {}) },
       approval_required: needsApproval,
       requested_by: actorLabel(actor),
+      requested_by_id: actor?.id ?? null,
       status: needsApproval ? 'PENDING' : 'APPROVED',
       next_attempt_at: needsApproval ? null : now,
       deadline_at: needsApproval ? null : now + timeoutMs,
       at: now,
     });
-    await appendEvent(trx, { supervisor_id: sup.id, entity_type: 'intervention', entity_id: id, type: 'intervention.created', actor: actorLabel(actor), payload: { intervention_type: input.intervention_type, target_type: input.target_type, target_id: input.target_id, status: needsApproval ? 'PENDING' : 'APPROVED' }, at: now });
+    await appendEvent(trx, { supervisor_id: sup.id, entity_type: 'intervention', entity_id: id, type: 'intervention.created', actor: actorLabel(actor), payload: { intervention_type: input.intervention_type, target_type: input.target_type, target_id: input.target_id, status: needsApproval ? 'PENDING' : 'APPROVED', ...(forced.required ? { approval_reason: forced.reason } : {}) }, at: now });
   });
   ctx.runtime.executor.poke();
   return getInterventionOr404(ctx, id);
@@ -68,10 +77,17 @@ export async function approveIntervention(ctx: ServiceContext, id: string, actor
     const i = await getIntervention(trx, id);
     if (!i) throw ApiError.notFound('intervention', id);
     if (i.status !== 'PENDING') throw new ApiError(409, 'illegal_transition', `intervention ${id} is ${i.status}, not PENDING`, { status: i.status });
+    // Whoever asked for it cannot approve it: the caller who created it, or the author of the
+    // policy version that did.
+    const version = i.policy_id && i.policy_version !== null ? await getVersion(trx, i.policy_id, i.policy_version) : undefined;
+    requireFourEyes(ctx, actor, [
+      { id: i.requested_by_id, did: 'requested this intervention' },
+      { id: version?.created_by_id, did: `wrote version ${i.policy_version} of policy ${i.policy_id}, which created this intervention` },
+    ]);
     const sup = await getSupervisor(trx, i.supervisor_id);
     const config = sup ? validateConfig(sup.config) : null;
     const timeoutMs = (config?.ok ? config.value.intervention_timeout_seconds : 300) * 1000;
-    const ok = await transitionIntervention(trx, id, ['PENDING'], { status: 'APPROVED', approved_by: actorLabel(actor), approved_at: iso(now), next_attempt_at: iso(now), deadline_at: iso(now + timeoutMs) }, now);
+    const ok = await transitionIntervention(trx, id, ['PENDING'], { status: 'APPROVED', approved_by: actorLabel(actor), approved_by_id: actor?.id ?? null, approved_at: iso(now), next_attempt_at: iso(now), deadline_at: iso(now + timeoutMs) }, now);
     if (!ok) throw ApiError.conflict(`intervention ${id} changed concurrently`);
     await appendEvent(trx, { supervisor_id: i.supervisor_id, entity_type: 'intervention', entity_id: id, type: 'intervention.approved', actor: actorLabel(actor), payload: { comment: comment ?? null }, at: now });
   });

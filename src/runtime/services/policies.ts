@@ -4,13 +4,23 @@ import { compileCondition, planActions, validatePolicyDefinition, type EventType
 import { appendEvent } from '../../store/events.js';
 import { getAgent, getTeam, countMembers } from '../../store/agents.js';
 import { listEvaluations, getPolicy, getVersion, insertPolicy, insertVersion, listVersions, updatePolicy, upsertAssignment, deleteAssignment, type Policy, type PolicyVersion } from '../../store/policies.js';
+import type { Db } from '../../store/store.js';
 import { getSupervisor } from '../../store/supervisors.js';
 import { buildContext, compiledFor } from '../evaluator.js';
-import { actorLabel, type Actor, type ServiceContext } from './context.js';
+import { actorLabel, requireFourEyes, type Actor, type ServiceContext } from './context.js';
 
 export const POLICY_TYPES = ['INTERVENTION', 'COORDINATION', 'ESCALATION', 'LEARNING'] as const;
 
-export interface PolicyView extends Policy { definition: PolicyDefinition; version: number }
+export interface PolicyView extends Policy {
+  /** The version `definition` belongs to: the active one, or the newest while none is active yet. */
+  version: number;
+  definition: PolicyDefinition | null;
+  /**
+   * The newest version when it is not the active one: written and waiting for activation
+   * (four-eyes), or the version a rollback stepped back from. Null when the newest runs.
+   */
+  pending_version: number | null;
+}
 
 function checkDefinition(def: unknown): PolicyDefinition {
   const r = validatePolicyDefinition(def, 'definition');
@@ -18,53 +28,80 @@ function checkDefinition(def: unknown): PolicyDefinition {
   return r.value;
 }
 
-export async function policyView(ctx: ServiceContext, id: string): Promise<PolicyView> {
-  const p = await ctx.store.read((db) => getPolicy(db, id));
-  if (!p) throw ApiError.notFound('policy', id);
-  const v = (await ctx.store.read((db) => getVersion(db, id, p.active_version))) as PolicyVersion;
-  return { ...p, version: v.version, definition: v.definition };
+/** A policy with the definition it runs (or, while no version is active, the one waiting). */
+export async function viewOf(db: Db, p: Policy): Promise<PolicyView> {
+  const shown = p.active_version || p.latest_version;
+  const v = await getVersion(db, p.id, shown);
+  return { ...p, version: shown, definition: v?.definition ?? null, pending_version: p.latest_version > p.active_version ? p.latest_version : null };
 }
 
+export async function policyView(ctx: ServiceContext, id: string): Promise<PolicyView> {
+  return ctx.store.read(async (db) => {
+    const p = await getPolicy(db, id);
+    if (!p) throw ApiError.notFound('policy', id);
+    return viewOf(db, p);
+  });
+}
+
+/**
+ * POST: the policy with version 1. With four-eyes on, no version is active yet (active_version 0)
+ * until another admin activates version 1; with it off, version 1 is active at once.
+ */
 export async function createPolicy(ctx: ServiceContext, input: { name: string; policy_type: string; description?: string | null; definition: unknown }, actor: Actor | null): Promise<PolicyView> {
   const definition = checkDefinition(input.definition);
   const id = ctx.newId();
   const now = ctx.clock.now();
+  const active = !ctx.settings.fourEyes;
   await ctx.store.tx(async (trx) => {
     const dup = await trx.selectFrom('policies').select('id').where('name', '=', input.name).executeTakeFirst();
     if (dup) throw ApiError.conflict(`a policy named "${input.name}" already exists (${dup.id}); PUT /policies/${dup.id} adds a version`, { policy_id: dup.id });
-    await insertPolicy(trx, { id, name: input.name, policy_type: input.policy_type, description: input.description ?? null, definition, created_by: actorLabel(actor), at: now });
-    await appendEvent(trx, { entity_type: 'policy', entity_id: id, type: 'policy.created', actor: actorLabel(actor), payload: { name: input.name, version: 1, definition }, at: now });
+    await insertPolicy(trx, { id, name: input.name, policy_type: input.policy_type, description: input.description ?? null, definition, created_by: actorLabel(actor), created_by_id: actor?.id ?? null, active, at: now });
+    await appendEvent(trx, { entity_type: 'policy', entity_id: id, type: 'policy.created', actor: actorLabel(actor), payload: { name: input.name, version: 1, active, definition }, at: now });
   });
   return policyView(ctx, id);
 }
 
-/** PUT: a new version n+1, active at once; older versions stay listable and re-activatable. */
+/**
+ * PUT: a new version n+1; older versions stay listable and re-activatable. With four-eyes on it
+ * waits for activation by another admin while the current active version keeps running; with it
+ * off it is active at once.
+ */
 export async function updatePolicyVersion(ctx: ServiceContext, id: string, input: { definition: unknown; description?: string | null; policy_type?: string }, actor: Actor | null): Promise<PolicyView> {
   const definition = checkDefinition(input.definition);
   const now = ctx.clock.now();
+  const active = !ctx.settings.fourEyes;
   await ctx.store.tx(async (trx) => {
     const p = await getPolicy(trx, id);
     if (!p) throw ApiError.notFound('policy', id);
     const version = p.latest_version + 1;
-    await insertVersion(trx, { policy_id: id, version, definition, created_by: actorLabel(actor), at: now });
-    const ok = await updatePolicy(trx, id, { latest_version: version, active_version: version, ...(input.description !== undefined ? { description: input.description } : {}), ...(input.policy_type ? { policy_type: input.policy_type } : {}) }, now, p.latest_version);
+    await insertVersion(trx, { policy_id: id, version, definition, created_by: actorLabel(actor), created_by_id: actor?.id ?? null, at: now });
+    const ok = await updatePolicy(trx, id, { latest_version: version, ...(active ? { active_version: version } : {}), ...(input.description !== undefined ? { description: input.description } : {}), ...(input.policy_type ? { policy_type: input.policy_type } : {}) }, now, p.latest_version);
     if (!ok) throw ApiError.conflict(`policy ${id} changed concurrently; retry`);
-    await appendEvent(trx, { entity_type: 'policy', entity_id: id, type: 'policy.version_created', actor: actorLabel(actor), payload: { version, previous_active: p.active_version, definition }, at: now });
+    await appendEvent(trx, { entity_type: 'policy', entity_id: id, type: 'policy.version_created', actor: actorLabel(actor), payload: { version, active, previous_active: p.active_version, definition }, at: now });
   });
-  ctx.runtime.policiesChanged();
+  if (active) ctx.runtime.policiesChanged();
   return policyView(ctx, id);
 }
 
-/** Makes `version` the active one (rollback), or switches the policy on/off. */
+/**
+ * Makes `version` (default: the newest) the active one: activating what PUT left pending, or a
+ * rollback to an older version. With four-eyes on, whoever wrote that version cannot activate it.
+ * `is_active: false` switches the policy off (keeping its active version unless one is named);
+ * stopping a policy needs no second person.
+ */
 export async function activatePolicy(ctx: ServiceContext, id: string, input: { version?: number; is_active?: boolean }, actor: Actor | null): Promise<PolicyView> {
   const now = ctx.clock.now();
+  const switchOff = input.is_active === false;
   await ctx.store.tx(async (trx) => {
     const p = await getPolicy(trx, id);
     if (!p) throw ApiError.notFound('policy', id);
-    const version = input.version ?? p.active_version;
-    if (!(await getVersion(trx, id, version))) throw ApiError.notFound(`policy ${id} version`, String(version));
-    await updatePolicy(trx, id, { active_version: version, is_active: input.is_active === false ? 0 : 1 }, now);
-    await appendEvent(trx, { entity_type: 'policy', entity_id: id, type: 'policy.activated', actor: actorLabel(actor), payload: { version, previous_active: p.active_version, is_active: input.is_active !== false }, at: now });
+    const version = input.version ?? (switchOff ? p.active_version : p.latest_version);
+    const v = await getVersion(trx, id, version);
+    // Version 0 is "none active yet": a policy that never ran may still be switched off.
+    if (!v && !(switchOff && version === 0)) throw ApiError.notFound(`policy ${id} version`, String(version));
+    if (!switchOff) requireFourEyes(ctx, actor, [{ id: v?.created_by_id, did: `wrote version ${version} of this policy` }]);
+    await updatePolicy(trx, id, { active_version: version, is_active: switchOff ? 0 : 1 }, now);
+    await appendEvent(trx, { entity_type: 'policy', entity_id: id, type: 'policy.activated', actor: actorLabel(actor), payload: { version, previous_active: p.active_version, is_active: !switchOff, author: v?.created_by ?? null }, at: now });
   });
   ctx.runtime.policiesChanged();
   return policyView(ctx, id);
@@ -101,8 +138,10 @@ export interface SimulateInput { context?: Record<string, unknown>; agent_id?: s
 export async function simulate(ctx: ServiceContext, id: string, input: SimulateInput) {
   const p = await ctx.store.read((db) => getPolicy(db, id));
   if (!p) throw ApiError.notFound('policy', id);
-  const v = await ctx.store.read((db) => getVersion(db, id, input.version ?? p.active_version));
-  if (!v) throw ApiError.notFound(`policy ${id} version`, String(input.version));
+  // Default: what the policy runs, or the version waiting for activation while none runs.
+  const version = input.version ?? (p.active_version || p.latest_version);
+  const v = await ctx.store.read((db) => getVersion(db, id, version));
+  if (!v) throw ApiError.notFound(`policy ${id} version`, String(version));
   let context: PolicyContext;
   if (input.agent_id) {
     const agent = await ctx.store.read((db) => getAgent(db, input.agent_id as string));
