@@ -33,7 +33,9 @@ export interface StartOptions {
 export async function startServer(opts: StartOptions): Promise<Server> {
   const { config, logger } = opts;
   const clock = opts.clock ?? systemClock;
+  logger.debug({ since_process_start_ms: Math.round(performance.now()) }, 'modules loaded; opening the store');
   const store = await openWithRetry(config.databaseUrl, logger);
+  logger.debug({ since_process_start_ms: Math.round(performance.now()) }, 'store open');
   const metrics = new Metrics();
   const runtime = new Runtime({ store, clock, newId: () => uuidv7(clock.now()), logger, metrics, version: VERSION, evaluationRetentionHours: config.evaluationRetentionHours });
   const ctx = { store, clock, newId: () => uuidv7(clock.now()), runtime, settings: { fourEyes: config.fourEyes } };
@@ -42,9 +44,10 @@ export async function startServer(opts: StartOptions): Promise<Server> {
   if (minted) (opts.announceToken ?? ((t) => process.stdout.write(`\nNo admin token configured: created one. It is shown only this once:\n\n  OVERSEER_TOKEN=${t}\n\n`)))(minted);
   const health: HealthState = { draining: false, startedAt: Date.now() };
   const app = await buildApp({ ctx, store, runtime, tokens, metrics, logger, health, controlUrlAllow: config.controlUrlAllow, rateLimits: { agent: config.agentRateLimit, other: config.ingestRateLimit } });
+  logger.debug({ since_process_start_ms: Math.round(performance.now()) }, 'app built');
   // Listen first so probes see 503 during recovery rather than connection refused.
   await app.listen({ host: config.host, port: config.port });
-  logger.info({ address: app.server.address(), database: store.describe, four_eyes: config.fourEyes }, 'listening; recovering');
+  logger.info({ address: app.server.address(), database: store.describe, four_eyes: config.fourEyes, since_process_start_ms: Math.round(performance.now()) }, 'listening; recovering');
   await runtime.start();
 
   let stopping: Promise<void> | null = null;

@@ -10,6 +10,7 @@ import type { TokenService } from '../runtime/services/tokens.js';
 import { PERMISSIONS, permissionKey } from './permissions.js';
 import { BODY_LIMIT, findHostileJson } from './schemas.js';
 import { RateLimiter } from './rate-limit.js';
+import { createValidatorCompiler } from './validation.js';
 import { healthRoutes, type HealthState } from './routes/health.js';
 import { supervisorRoutes } from './routes/supervisors.js';
 import { teamAndAgentRoutes } from './routes/agents.js';
@@ -55,9 +56,9 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
       const message = err.code === 'FST_ERR_MAX_PARAM_LENGTH' ? 'a path parameter is too long' : err.code === 'FST_ERR_BAD_URL' ? 'the request URL is not valid (malformed percent-encoding)' : 'the request could not be routed';
       void (reply as FastifyReply).status(status).send({ error: status >= 500 ? 'internal' : 'bad_request', message, details: { code: err.code ?? null } });
     },
-    ajv: { customOptions: { removeAdditional: false, coerceTypes: false, allErrors: true, useDefaults: false } },
   });
 
+  app.setValidatorCompiler(createValidatorCompiler());
   app.decorateRequest('actor', null);
   const limits = deps.rateLimits ?? { agent: 20, other: 20_000 };
   const agentLimiter = new RateLimiter({ ratePerSecond: limits.agent, burst: limits.agent * 2 });

@@ -39,6 +39,6 @@ export function rollbackPlan(type: InterventionType, targetId: string): { steps:
  * token id, the stable identity of a caller.
  */
 export function fourEyesViolation(approverId: string, authors: readonly (string | null | undefined)[]): string | null {
-  for (const a of authors) if (a && a === approverId) return 'four-eyes rule: the approver must be a different person from the one who requested the action or wrote the policy version';
+  for (const a of authors) if (a && a === approverId) return 'four-eyes rule: approving or activating needs a different person from the one who requested the action or wrote the policy version';
   return null;
 }

@@ -11,6 +11,8 @@ export interface LoopOptions {
   tick: () => Promise<void>;
   /** Called with each failure; the loop backs off and carries on. */
   onError?: (err: unknown, consecutive: number) => void;
+  /** Wait before the first tick (default: tick at once). */
+  initialDelayMs?: () => number;
 }
 
 export class Loop {
@@ -34,7 +36,7 @@ export class Loop {
     return this.abort !== null;
   }
 
-  /** Starts ticking; a second call is a no-op. The first tick runs immediately. */
+  /** Starts ticking; a second call is a no-op. The first tick runs after `initialDelayMs`. */
   start(): void {
     if (this.abort) return;
     const abort = new AbortController();
@@ -78,6 +80,8 @@ export class Loop {
   }
 
   private async run(signal: AbortSignal): Promise<void> {
+    const initial = this.opts.initialDelayMs?.() ?? 0;
+    if (initial > 0) await this.sleep(initial, signal);
     while (!signal.aborted) {
       await this.tickOnce();
       if (signal.aborted) break;

@@ -226,7 +226,7 @@ export class Runtime {
     this.deps.metrics?.recoverySeconds.set(report.duration_ms / 1000);
     this.recovery = report;
     this.phase = 'ready';
-    this.deps.logger.info({ recovery: report }, 'recovery complete; ready');
+    this.deps.logger.info({ recovery: report, since_process_start_ms: Math.round(performance.now()) }, 'recovery complete; ready');
     return report;
   }
 

@@ -61,8 +61,11 @@ export class SupervisorAgent {
     // many supervisors started together) does not evaluate every agent at the same moment.
     this.lastSweep = deps.clock.now() - Math.floor(Math.random() * this.config.policy_evaluation_interval_seconds * 1000 * 0.9);
     const name = `supervisor:${sup.id}`;
-    this.heartbeatLoop = new Loop({ name: `${name}:heartbeat`, clock: deps.clock, logger: deps.logger, intervalMs: () => this.config.heartbeat_interval_seconds * 1000, tick: () => this.beat(), onError: (e) => this.onLoopError(e) });
-    this.monitorLoop = new Loop({ name: `${name}:monitor`, clock: deps.clock, logger: deps.logger, intervalMs: () => MONITOR_TICK_MS, tick: () => this.tickOnce(), onError: (e) => this.onLoopError(e) });
+    // Whoever hosts a supervisor commits its first beat (recovery, adoption, restart), so the
+    // loop's first beat is one interval later; first monitor ticks are spread over a second so
+    // that a boot with many supervisors does not queue them all in front of /readyz.
+    this.heartbeatLoop = new Loop({ name: `${name}:heartbeat`, clock: deps.clock, logger: deps.logger, intervalMs: () => this.config.heartbeat_interval_seconds * 1000, initialDelayMs: () => this.config.heartbeat_interval_seconds * 1000, tick: () => this.beat(), onError: (e) => this.onLoopError(e) });
+    this.monitorLoop = new Loop({ name: `${name}:monitor`, clock: deps.clock, logger: deps.logger, intervalMs: () => MONITOR_TICK_MS, initialDelayMs: () => Math.floor(Math.random() * MONITOR_TICK_MS), tick: () => this.tickOnce(), onError: (e) => this.onLoopError(e) });
   }
 
   get id(): string {

@@ -1,6 +1,5 @@
 /** The one place that knows how SQLite and PostgreSQL differ. */
-import SqliteDatabase from 'better-sqlite3';
-import pg from 'pg';
+import type SqliteDatabase from 'better-sqlite3';
 import { Kysely, PostgresDialect, SqliteDialect, sql, type ColumnDefinitionBuilder } from 'kysely';
 import { mkdirSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
@@ -102,12 +101,17 @@ function withStatementCache(db: SqliteDatabase.Database, max = 1000) {
 }
 
 /** Parses `sqlite:<path>` / `postgres://...` into a Kysely instance with its capabilities. */
-export function openDatabase(url: string, opts: { poolSize?: number } = {}): OpenedDatabase {
+/**
+ * Drivers are loaded on demand: a process on SQLite never evaluates `pg` and the other way
+ * round, which keeps start-up (and so recovery after a crash) short.
+ */
+export async function openDatabase(url: string, opts: { poolSize?: number } = {}): Promise<OpenedDatabase> {
   if (url.startsWith('sqlite:')) {
     const raw = url.slice('sqlite:'.length).replace(/^\/\/(?=\/)/, '');
     const path = raw === ':memory:' ? raw : resolve(raw || './data/overseer.db');
     if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true });
-    const sqlite = new SqliteDatabase(path);
+    const { default: Sqlite } = await import('better-sqlite3');
+    const sqlite = new Sqlite(path);
     sqlite.pragma('journal_mode = WAL');
     sqlite.pragma('synchronous = FULL');
     // Short: better-sqlite3 blocks the event loop while it waits; longer waits are async retries.
@@ -117,6 +121,7 @@ export function openDatabase(url: string, opts: { poolSize?: number } = {}): Ope
     return { db, caps: sqliteCaps, describe: `sqlite:${path}` };
   }
   if (url.startsWith('postgres://') || url.startsWith('postgresql://')) {
+    const { default: pg } = await import('pg');
     // int8 (bigserial, count(*)) as JS numbers: our sequences stay far below 2^53.
     pg.types.setTypeParser(20, (v) => Number.parseInt(v, 10));
     const pool = new pg.Pool({

@@ -1,6 +1,6 @@
 /** The store: a Kysely database, its dialect capabilities and transaction discipline. */
 import { sql, type Kysely, type Transaction } from 'kysely';
-import { openDatabase, ping, type DialectCaps } from './dialect.js';
+import { openDatabase, ping, type DialectCaps, type OpenedDatabase } from './dialect.js';
 import { migrateToLatest } from './migrations.js';
 import type { Database } from './schema.js';
 import { ApiError } from '../domain/errors.js';
@@ -34,8 +34,7 @@ export class Store {
   lastOkAt = 0;
   private closed = false;
 
-  private constructor(opts: StoreOptions) {
-    const opened = openDatabase(opts.url, { poolSize: opts.poolSize });
+  private constructor(opts: StoreOptions, opened: OpenedDatabase) {
     this.db = opened.db;
     this.caps = opened.caps;
     this.describe = opened.describe;
@@ -44,7 +43,7 @@ export class Store {
 
   /** Opens the database and brings its schema up to date. */
   static async open(opts: StoreOptions): Promise<Store> {
-    const store = new Store(opts);
+    const store = new Store(opts, await openDatabase(opts.url, { poolSize: opts.poolSize }));
     try {
       await migrateToLatest(store.db, store.caps);
     } catch (err) {

@@ -102,7 +102,7 @@ for (const dialect of await dialects()) {
 
         // Nothing was migrated or removed: the database is as it was.
         // A bare connection that runs no migrations, to look at the database Store.open refused.
-        const raw = openDatabase(tdb.url);
+        const raw = await openDatabase(tdb.url);
         try {
           expect((await sql<{ name: string }>`select name from kysely_migration order by name`.execute(raw.db)).rows.map((r) => r.name)).toEqual(['0001_initial', '9999_from_the_future']);
           expect(Number((await sql<{ n: number }>`select count(*) as n from supervisors`.execute(raw.db)).rows[0].n)).toBe(1);

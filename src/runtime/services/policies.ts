@@ -120,7 +120,7 @@ export async function assignPolicy(ctx: ServiceContext, supervisorId: string, in
     await upsertAssignment(trx, { supervisor_id: supervisorId, policy_id: input.policy_id, priority: input.priority ?? 100, at: now });
     await appendEvent(trx, { supervisor_id: supervisorId, entity_type: 'policy', entity_id: input.policy_id, type: 'policy.assigned', actor: actorLabel(actor), payload: { priority: input.priority ?? 100 }, at: now });
   });
-  ctx.runtime.policiesChanged();
+  ctx.runtime.policiesChanged(supervisorId);
 }
 
 export async function unassignPolicy(ctx: ServiceContext, supervisorId: string, policyId: string, actor: Actor | null): Promise<void> {
@@ -129,7 +129,7 @@ export async function unassignPolicy(ctx: ServiceContext, supervisorId: string, 
     if (!(await deleteAssignment(trx, supervisorId, policyId))) throw ApiError.notFound(`assignment of policy ${policyId} to supervisor`, supervisorId);
     await appendEvent(trx, { supervisor_id: supervisorId, entity_type: 'policy', entity_id: policyId, type: 'policy.unassigned', actor: actorLabel(actor), payload: {}, at: now });
   });
-  ctx.runtime.policiesChanged();
+  ctx.runtime.policiesChanged(supervisorId);
 }
 
 export interface SimulateInput { context?: Record<string, unknown>; agent_id?: string; supervisor_id?: string; event_type?: EventType; version?: number }
