@@ -9,10 +9,11 @@ import { dedupeKey, type InterventionType } from '../domain/intervention.js';
 import { approvalRule, rollbackPlan } from '../domain/safety.js';
 import type { SupervisorConfig } from '../domain/supervisor.js';
 import { iso, type IdSource } from '../domain/time.js';
-import type { Store, Tx } from '../store/store.js';
+import type { Tx } from '../store/store.js';
+import type { DialectCaps } from '../store/dialect.js';
 import type { Agent, Team } from '../store/agents.js';
 import type { Supervisor } from '../store/supervisors.js';
-import { assignedPolicies, bumpTriggered, insertEvaluations, type AssignedPolicy, type EvaluationRecord } from '../store/policies.js';
+import { bumpTriggered, insertEvaluations, type AssignedPolicy, type EvaluationRecord } from '../store/policies.js';
 import { inCooldown, insertIntervention } from '../store/interventions.js';
 import { appendEvents, type NewEvent } from '../store/events.js';
 import { updateSupervisor } from '../store/supervisors.js';
@@ -41,8 +42,7 @@ export function compiledFor(p: { policy_id: string; version: number; definition:
   return c;
 }
 
-export async function loadPolicies(store: Store, supervisorId: string): Promise<CompiledPolicy[]> {
-  const rows = await store.read((db) => assignedPolicies(db, supervisorId));
+export function compilePolicies(rows: AssignedPolicy[]): CompiledPolicy[] {
   return rows.map((p) => ({ ...p, compiled: compiledFor(p) }));
 }
 
@@ -122,7 +122,7 @@ export function planEvaluation(sup: Supervisor, policies: CompiledPolicy[], team
  * their cool-down, whose state is read from committed rows), counters and the supervisor's last
  * evaluation. Returns the ids created and how many are approved (ready for the executor).
  */
-export async function commitEvaluation(trx: Tx, newId: IdSource, sup: Supervisor, config: SupervisorConfig, plan: EvaluationPlan): Promise<{ created: string[]; approved: number }> {
+export async function commitEvaluation(trx: Tx, caps: DialectCaps, newId: IdSource, sup: Supervisor, config: SupervisorConfig, plan: EvaluationPlan): Promise<{ created: string[]; approved: number }> {
   const created: string[] = [];
   let approved = 0;
   if (plan.records.length) await insertEvaluations(trx, plan.records);
@@ -133,7 +133,10 @@ export async function commitEvaluation(trx: Tx, newId: IdSource, sup: Supervisor
   const seen = new Set<string>();
   for (const { policy, action, teamSize } of plan.actions) {
     const key = dedupeKey(policy.policy_id, action.target_type, action.target_id as string);
-    if (seen.has(key) || (await inCooldown(trx, key, cooldownStart))) continue;
+    if (seen.has(key)) continue;
+    // Concurrent transactions (PostgreSQL) must not both find the cool-down free.
+    await caps.lockKey(trx, `cooldown:${key}`);
+    if (await inCooldown(trx, key, cooldownStart)) continue;
     seen.add(key);
     const id = newId();
     const type = action.intervention_type as InterventionType;

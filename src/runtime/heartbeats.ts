@@ -24,6 +24,8 @@ export interface HeartbeatBatcherOptions {
   maxBatch?: number;
   /** Minimum time between the starts of two commits (default 2 ms). */
   minGapMs?: number;
+  /** Batches that may commit at the same time (1 for SQLite's single writer). */
+  parallelFlushes?: number;
   /** Runs inside the batch transaction with the agents as updated; returns approved interventions. */
   evaluate?: (trx: Tx, agents: Agent[], now: number) => Promise<void>;
   /** Called after each commit. */
@@ -34,13 +36,16 @@ export class HeartbeatBatcher {
   private queue: Pending[] = [];
   private flushing: Promise<void> | null = null;
   private scheduled = false;
+  private readonly inFlight = new Set<Promise<void>>();
   private readonly maxBatch: number;
   private readonly minGapMs: number;
+  private readonly parallel: number;
   private lastFlushAt = -Infinity;
 
   constructor(private readonly opts: HeartbeatBatcherOptions) {
     this.maxBatch = opts.maxBatch ?? 500;
     this.minGapMs = opts.minGapMs ?? 2;
+    this.parallel = Math.max(1, opts.parallelFlushes ?? 1);
   }
 
   submit(input: HeartbeatInput): Promise<HeartbeatAck> {
@@ -51,11 +56,11 @@ export class HeartbeatBatcher {
   }
 
   private schedule(): void {
-    if (this.scheduled || this.flushing) return;
+    if (this.scheduled || this.inFlight.size >= this.parallel || !this.queue.length) return;
     this.scheduled = true;
     const run = () => {
       this.scheduled = false;
-      void this.flushAll();
+      this.startFlush();
     };
     // Commits are spaced at least minGapMs apart: under a steady trickle (5,000 agents at one
     // beat a second) this turns thousands of one-heartbeat fsyncs into a few hundred batches,
@@ -65,21 +70,17 @@ export class HeartbeatBatcher {
     else setImmediate(run);
   }
 
-  private async flushAll(): Promise<void> {
-    if (this.flushing) return;
-    this.flushing = (async () => {
-      while (this.queue.length) {
-        const batch = this.queue.splice(0, this.maxBatch);
-        this.lastFlushAt = performance.now();
-        await this.flush(batch);
-      }
-    })();
-    try {
-      await this.flushing;
-    } finally {
-      this.flushing = null;
-      if (this.queue.length) this.schedule();
-    }
+  /** Starts one batch; with `parallel` > 1 (PostgreSQL) the next may start while it commits. */
+  private startFlush(): void {
+    if (this.inFlight.size >= this.parallel || !this.queue.length) return;
+    const batch = this.queue.splice(0, this.maxBatch);
+    this.lastFlushAt = performance.now();
+    const done: Promise<void> = this.flush(batch).finally(() => {
+      this.inFlight.delete(done);
+      this.schedule();
+    });
+    this.inFlight.add(done);
+    this.schedule();
   }
 
   private async flush(batch: Pending[]): Promise<void> {
@@ -140,9 +141,9 @@ export class HeartbeatBatcher {
 
   /** Waits for queued heartbeats to commit (used on shutdown). */
   async drain(): Promise<void> {
-    while (this.queue.length || this.flushing || this.scheduled) {
-      if (this.flushing) await this.flushing;
-      else await new Promise((r) => setImmediate(r));
+    while (this.queue.length || this.inFlight.size || this.scheduled) {
+      if (this.inFlight.size) await Promise.allSettled([...this.inFlight]);
+      else await new Promise((r) => setTimeout(r, 1));
     }
   }
 }

@@ -18,11 +18,11 @@ import { iso, type Clock, type IdSource } from '../domain/time.js';
 import { inSavepoint, type Store, type Tx } from '../store/store.js';
 import { appendEvent, appendEvents, type NewEvent } from '../store/events.js';
 import { crashedInstances, insertInstance, markCleanShutdown, markRecovered, touchInstance } from '../store/instances.js';
-import { getSupervisor, listRunnableSupervisors, updateSupervisor, type Supervisor } from '../store/supervisors.js';
+import { getSupervisor, listRunnableSupervisors, restartsDue, updateSupervisor, type Supervisor } from '../store/supervisors.js';
 import { insertIntervention, interventionsInStatus, transitionIntervention } from '../store/interventions.js';
 import { pruneEvaluations } from '../store/policies.js';
 import { GroupCommitter } from '../store/group-commit.js';
-import type { Agent } from '../store/agents.js';
+import { markStaleIfUnchanged, staleCandidates, type Agent } from '../store/agents.js';
 import { InterventionExecutor } from './executor.js';
 import { HeartbeatBatcher } from './heartbeats.js';
 import { Loop } from './loop.js';
@@ -108,6 +108,7 @@ export class Runtime {
       store: deps.store,
       clock: deps.clock,
       metrics: deps.metrics,
+      parallelFlushes: deps.store.caps.writeConcurrency,
       evaluate: (trx, agents, now) => this.evaluateHeartbeats(trx, agents, now),
       onCommitted: () => {
         if (this.approvedInBatch) {
@@ -137,7 +138,9 @@ export class Runtime {
       list.push(a);
       bySupervisor.set(a.supervisor_id, list);
     }
-    for (const [id, list] of bySupervisor) {
+    // A fixed order (by supervisor id) so concurrent batches on PostgreSQL take row locks alike.
+    for (const id of [...bySupervisor.keys()].sort()) {
+      const list = bySupervisor.get(id) as Agent[];
       const sup = this.hosted.get(id) as SupervisorAgent;
       const r = await inSavepoint(trx, this.deps.store.caps.isTransient, () => sup.evaluateInline(trx, list, now));
       if (r.ok && r.value.approved) this.approvedInBatch = true;
@@ -411,10 +414,8 @@ export class Runtime {
         a.refresh(await transition(store, a.id, 'ACTIVE', 'supervisor.responsive', { missed_heartbeats: missed }, now));
       }
     }
-    const failed = await store.read((db) =>
-      db.selectFrom('supervisors').select('id').where('status', '=', 'FAILED').where('owner_instance_id', '=', this.instanceId).where('next_restart_at', '<=', iso(now)).execute(),
-    );
-    for (const { id } of failed) {
+    const failed = await store.read((db) => restartsDue(db, this.instanceId, iso(now)));
+    for (const id of failed) {
       const s = await store.read((db) => getSupervisor(db, id));
       if (s && s.status === 'FAILED' && !this.hosted.has(id)) await this.restart(s);
     }
@@ -423,15 +424,14 @@ export class Runtime {
   /** Agents outside every team still go STALE, on the default timeout. */
   private async markUnassignedStale(now: number): Promise<void> {
     const { store } = this.deps;
-    const rows = await store.read((db) => db.selectFrom('agents').select(['id', 'status', 'last_heartbeat_at', 'created_at']).where('supervisor_id', 'is', null).where('status', 'in', [...CAN_GO_STALE]).execute());
+    const cutoff = iso(now - UNASSIGNED_AGENT_TIMEOUT_S * 1000);
+    const rows = await store.read((db) => staleCandidates(db, null, CAN_GO_STALE, cutoff));
     const stale = rows.filter((r) => isStale(r.last_heartbeat_at ? Date.parse(r.last_heartbeat_at) : null, Date.parse(r.created_at), this.startedAt, UNASSIGNED_AGENT_TIMEOUT_S, now));
     if (!stale.length) return;
     await store.tx(async (trx) => {
       const events: NewEvent[] = [];
       for (const r of stale) {
-        let q = trx.updateTable('agents').set({ status: 'STALE', status_changed_at: iso(now), updated_at: iso(now) }).where('id', '=', r.id).where('status', '=', r.status).where('supervisor_id', 'is', null);
-        q = r.last_heartbeat_at ? q.where('last_heartbeat_at', '=', r.last_heartbeat_at) : q.where('last_heartbeat_at', 'is', null);
-        if (Number((await q.executeTakeFirst()).numUpdatedRows)) events.push({ entity_type: 'agent', entity_id: r.id, type: 'agent.status_changed', payload: { from: r.status, to: 'STALE' }, at: now });
+        if (await markStaleIfUnchanged(trx, r, now)) events.push({ entity_type: 'agent', entity_id: r.id, type: 'agent.status_changed', payload: { from: r.status, to: 'STALE' }, at: now });
       }
       await appendEvents(trx, events);
     });

@@ -7,12 +7,13 @@
 import { CAN_GO_STALE, EVALUATED_STATUSES, isStale } from '../domain/agent.js';
 import { MONITORING_STATUSES, validateConfig, type SupervisorConfig } from '../domain/supervisor.js';
 import { iso, type Clock, type IdSource } from '../domain/time.js';
-import type { Store, Tx } from '../store/store.js';
-import { beatSupervisor, getSupervisor, toSupervisor, type Supervisor } from '../store/supervisors.js';
-import { markEvaluated, toAgent, type Agent } from '../store/agents.js';
+import type { Db, Store, Tx } from '../store/store.js';
+import { beatSupervisor, getSupervisor, type Supervisor } from '../store/supervisors.js';
+import { assignedPolicies } from '../store/policies.js';
+import { agentsForEvaluation, getAgents, markEvaluated, markHeartbeatsEvaluated, markStaleIfUnchanged, staleCandidates, teamsWithCounts, type Agent } from '../store/agents.js';
 import { markGroupEvaluated, unevaluatedGroups } from '../store/alerts.js';
 import { appendEvents, type NewEvent } from '../store/events.js';
-import { commitEvaluation, loadPolicies, planEvaluation, type CompiledPolicy, type EvaluationItem, type TeamInfo } from './evaluator.js';
+import { commitEvaluation, compilePolicies, planEvaluation, type CompiledPolicy, type EvaluationItem, type TeamInfo } from './evaluator.js';
 import { Loop } from './loop.js';
 import type { Logger } from './logger.js';
 import type { Metrics } from './metrics.js';
@@ -138,28 +139,18 @@ export class SupervisorAgent {
     }
   }
 
-  private async reload(now: number): Promise<void> {
-    const { store } = this.deps;
-    const row = await store.read((db) => db.selectFrom('supervisors').selectAll().where('id', '=', this.sup.id).executeTakeFirst());
-    if (!row || row.owner_instance_id !== this.deps.instanceId) {
+  /** Re-reads the row, policies and teams; through `db` when called inside a transaction. */
+  private async reload(now: number, db?: Db): Promise<void> {
+    const read = <T>(fn: (d: Db) => Promise<T>) => (db ? fn(db) : this.deps.store.read(fn));
+    const sup = await read((d) => getSupervisor(d, this.sup.id));
+    if (!sup || sup.owner_instance_id !== this.deps.instanceId) {
       this.deps.onLost(this);
       return;
     }
-    const sup = toSupervisor(row);
     this.config = SupervisorAgent.checkedConfig(sup);
     this.sup = sup;
-    this.policies = await loadPolicies(store, sup.id);
-    const teams = await store.read((db) =>
-      db
-        .selectFrom('teams as t')
-        .leftJoin('team_members as m', (j) => j.onRef('m.team_id', '=', 't.id').on('m.left_at', 'is', null))
-        .select(['t.id', 't.supervisor_id', 't.name', 't.objective', 't.created_at', 't.updated_at'])
-        .select((eb) => eb.fn.count<number>('m.id').as('member_count'))
-        .where('t.supervisor_id', '=', sup.id)
-        .groupBy(['t.id', 't.supervisor_id', 't.name', 't.objective', 't.created_at', 't.updated_at'])
-        .execute(),
-    );
-    this.teams = new Map(teams.map((t) => [t.id, { ...t, member_count: Number(t.member_count) }]));
+    this.policies = compilePolicies(await read((d) => assignedPolicies(d, sup.id)));
+    this.teams = new Map((await read((d) => teamsWithCounts(d, sup.id))).map((t) => [t.id, t]));
     this.lastReload = now;
   }
 
@@ -169,15 +160,13 @@ export class SupervisorAgent {
    * monitoring, or not loaded yet); the cursor then stays behind for the monitor loop.
    */
   async evaluateInline(trx: Tx, agents: Agent[], now: number): Promise<{ evaluated: boolean; approved: number }> {
+    // Not loaded yet (just hosted, or a change asked for a reload): load inside this transaction.
+    if (this.lastReload === 0) await this.reload(now, trx);
     if (!this.monitoring || this.lastReload === 0) return { evaluated: false, approved: 0 };
     const items = agents.filter((a) => EVALUATED_STATUSES.includes(a.status)).map((a) => ({ agent: a, trigger: 'heartbeat' as const }));
     const plan = planEvaluation(this.sup, this.policies, this.teams, items, now);
-    const { approved } = await commitEvaluation(trx, this.deps.newId, this.sup, this.config, plan);
-    await trx
-      .updateTable('agents')
-      .set((eb) => ({ evaluated_count: eb.ref('heartbeat_count') }))
-      .where('id', 'in', agents.map((a) => a.id))
-      .execute();
+    const { approved } = await commitEvaluation(trx, this.deps.store.caps, this.deps.newId, this.sup, this.config, plan);
+    await markHeartbeatsEvaluated(trx, agents.map((a) => a.id));
     this.observe(plan.evaluated, plan.matched, 'heartbeat', plan.durationMs);
     return { evaluated: true, approved };
   }
@@ -195,19 +184,14 @@ export class SupervisorAgent {
     const plan = planEvaluation(this.sup, this.policies, this.teams, items, this.deps.clock.now());
     const { approved } = await this.deps.commit(async (trx) => {
       if (extra) await extra(trx);
-      return commitEvaluation(trx, this.deps.newId, this.sup, this.config, plan);
+      return commitEvaluation(trx, this.deps.store.caps, this.deps.newId, this.sup, this.config, plan);
     });
     this.observe(plan.evaluated, plan.matched, trigger, plan.durationMs);
     if (approved) this.deps.onApproved();
   }
 
-  private async loadAgents(filter: 'pending' | 'evaluated'): Promise<Agent[]> {
-    const rows = await this.deps.store.read((db) => {
-      let q = db.selectFrom('agents').selectAll().where('supervisor_id', '=', this.sup.id);
-      q = filter === 'pending' ? q.whereRef('heartbeat_count', '>', 'evaluated_count') : q.where('status', 'in', [...EVALUATED_STATUSES]);
-      return q.orderBy('id').execute();
-    });
-    return rows.map(toAgent);
+  private loadAgents(which: 'pending' | 'evaluated'): Promise<Agent[]> {
+    return this.deps.store.read((db) => agentsForEvaluation(db, this.sup.id, which, EVALUATED_STATUSES));
   }
 
   /** Evaluates every agent whose committed heartbeats are past the durable evaluation cursor. */
@@ -227,27 +211,14 @@ export class SupervisorAgent {
     const resumed = this.sup.resumed_at ? Date.parse(this.sup.resumed_at) : null;
     // Nobody can be stale until a full timeout has passed since this supervisor resumed.
     if (resumed !== null && now - resumed <= timeoutMs) return;
-    const cutoff = iso(now - timeoutMs);
-    const rows = await this.deps.store.read((db) =>
-      db
-        .selectFrom('agents')
-        .selectAll()
-        .where('supervisor_id', '=', this.sup.id)
-        .where('status', 'in', [...CAN_GO_STALE])
-        .where((eb) => eb(eb.fn.coalesce('last_heartbeat_at', 'created_at'), '<', cutoff))
-        .execute(),
-    );
-    const candidates = rows.map(toAgent).filter((a) => isStale(a.last_heartbeat_at ? Date.parse(a.last_heartbeat_at) : null, Date.parse(a.created_at), resumed, this.config.agent_heartbeat_timeout_seconds, now));
+    const rows = await this.deps.store.read((db) => staleCandidates(db, this.sup.id, CAN_GO_STALE, iso(now - timeoutMs)));
+    const candidates = rows.filter((a) => isStale(a.last_heartbeat_at ? Date.parse(a.last_heartbeat_at) : null, Date.parse(a.created_at), resumed, this.config.agent_heartbeat_timeout_seconds, now));
     if (!candidates.length) return;
     const items = candidates.map((a) => ({ agent: { ...a, status: 'STALE' as const }, trigger: 'agent_stale' as const }));
     await this.run(items, 'agent_stale', async (trx) => {
       const events: NewEvent[] = [];
       for (const a of candidates) {
-        // Compare-and-set on the heartbeat time: a heartbeat that just landed wins.
-        let q = trx.updateTable('agents').set({ status: 'STALE', status_changed_at: iso(now), updated_at: iso(now) }).where('id', '=', a.id).where('status', '=', a.status);
-        q = a.last_heartbeat_at ? q.where('last_heartbeat_at', '=', a.last_heartbeat_at) : q.where('last_heartbeat_at', 'is', null);
-        const res = await q.executeTakeFirst();
-        if (Number(res.numUpdatedRows)) {
+        if (await markStaleIfUnchanged(trx, a, now)) {
           events.push({ supervisor_id: this.sup.id, entity_type: 'agent', entity_id: a.id, type: 'agent.status_changed', payload: { from: a.status, to: 'STALE', last_heartbeat_at: a.last_heartbeat_at, timeout_seconds: this.config.agent_heartbeat_timeout_seconds }, at: now });
         }
       }
@@ -260,9 +231,7 @@ export class SupervisorAgent {
     const groups = await this.deps.store.read((db) => unevaluatedGroups(db, this.sup.id));
     if (!groups.length) return;
     const agentIds = groups.map((g) => g.agent_id).filter((x): x is string => !!x);
-    const agents = agentIds.length
-      ? new Map((await this.deps.store.read((db) => db.selectFrom('agents').selectAll().where('id', 'in', agentIds).execute())).map((r) => [r.id, toAgent(r)]))
-      : new Map<string, Agent>();
+    const agents = new Map((await this.deps.store.read((db) => getAgents(db, agentIds))).map((a) => [a.id, a]));
     const items: EvaluationItem[] = groups.map((g) => ({
       agent: (g.agent_id && agents.get(g.agent_id)) || null,
       trigger: 'alert_group',

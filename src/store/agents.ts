@@ -213,3 +213,60 @@ export async function applyHeartbeats(db: Db, updates: { id: string; count: numb
       where agents.id = v.column1`.execute(db);
   }
 }
+
+/** A supervisor's teams with their active member counts (for policy contexts). */
+export async function teamsWithCounts(db: Db, supervisorId: string): Promise<(Team & { member_count: number })[]> {
+  const rows = await db
+    .selectFrom('teams as t')
+    .leftJoin('team_members as m', (j) => j.onRef('m.team_id', '=', 't.id').on('m.left_at', 'is', null))
+    .select(['t.id', 't.supervisor_id', 't.name', 't.objective', 't.created_at', 't.updated_at'])
+    .select((eb) => eb.fn.count<number>('m.id').as('member_count'))
+    .where('t.supervisor_id', '=', supervisorId)
+    .groupBy(['t.id', 't.supervisor_id', 't.name', 't.objective', 't.created_at', 't.updated_at'])
+    .execute();
+  return rows.map((t) => ({ ...t, member_count: Number(t.member_count) }));
+}
+
+/** Agents of a supervisor whose heartbeats are past the evaluation cursor, or all it evaluates. */
+export async function agentsForEvaluation(db: Db, supervisorId: string, which: 'pending' | 'evaluated', evaluatedStatuses: readonly string[]): Promise<Agent[]> {
+  let q = db.selectFrom('agents').selectAll().where('supervisor_id', '=', supervisorId);
+  q = which === 'pending' ? q.whereRef('heartbeat_count', '>', 'evaluated_count') : q.where('status', 'in', [...evaluatedStatuses]);
+  return (await q.orderBy('id').execute()).map(toAgent);
+}
+
+/** Moves the cursor of agents just evaluated inside the heartbeat's own transaction. */
+export async function markHeartbeatsEvaluated(db: Db, ids: string[]): Promise<void> {
+  if (!ids.length) return;
+  await db.updateTable('agents').set((eb) => ({ evaluated_count: eb.ref('heartbeat_count') })).where('id', 'in', ids).execute();
+}
+
+/**
+ * Agents that may have gone stale: in one of `statuses`, silent since before `cutoffIso`
+ * (never-heard-from agents count from registration). `supervisorId` null: agents in no team.
+ */
+export async function staleCandidates(db: Db, supervisorId: string | null, statuses: readonly string[], cutoffIso: string): Promise<Agent[]> {
+  let q = db.selectFrom('agents').selectAll().where('status', 'in', [...statuses]).where((eb) => eb(eb.fn.coalesce('last_heartbeat_at', 'created_at'), '<', cutoffIso));
+  q = supervisorId === null ? q.where('supervisor_id', 'is', null) : q.where('supervisor_id', '=', supervisorId);
+  return (await q.execute()).map(toAgent);
+}
+
+/** Compare-and-set to STALE: a heartbeat (or status change) that landed meanwhile wins. */
+export async function markStaleIfUnchanged(db: Db, a: Pick<Agent, 'id' | 'status' | 'last_heartbeat_at'>, at: number): Promise<boolean> {
+  let q = db.updateTable('agents').set({ status: 'STALE', status_changed_at: iso(at), updated_at: iso(at) }).where('id', '=', a.id).where('status', '=', a.status);
+  q = a.last_heartbeat_at ? q.where('last_heartbeat_at', '=', a.last_heartbeat_at) : q.where('last_heartbeat_at', 'is', null);
+  return Number((await q.executeTakeFirst()).numUpdatedRows) > 0;
+}
+
+/** After a release: telemetry from before the quarantine is not evaluated again. */
+export async function resetTelemetry(db: Db, id: string, heartbeatCount: number, at: number): Promise<void> {
+  await db.updateTable('agents').set({ evaluated_count: heartbeatCount, last_heartbeat_at: iso(at), last_metrics: null }).where('id', '=', id).execute();
+}
+
+/** Detaches every agent from a supervisor that is being deleted. */
+export async function detachAgentsOf(db: Db, supervisorId: string, at: number): Promise<void> {
+  await db.updateTable('agents').set({ team_id: null, supervisor_id: null, updated_at: iso(at) }).where('supervisor_id', '=', supervisorId).execute();
+}
+
+export async function teamNameTaken(db: Db, supervisorId: string, name: string): Promise<boolean> {
+  return (await db.selectFrom('teams').select('id').where('supervisor_id', '=', supervisorId).where('name', '=', name).executeTakeFirst()) !== undefined;
+}

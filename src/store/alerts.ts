@@ -67,3 +67,9 @@ export async function alertsOfGroups(db: Db, groupIds: string[]) {
   if (!groupIds.length) return [];
   return db.selectFrom('alerts').selectAll().where('group_id', 'in', groupIds).orderBy('at').execute();
 }
+
+/** Removes a supervisor's alerts and groups (before the supervisor itself is deleted). */
+export async function deleteAlertsOf(db: Db, supervisorId: string): Promise<void> {
+  await db.deleteFrom('alerts').where('supervisor_id', '=', supervisorId).execute();
+  await db.deleteFrom('alert_groups').where('supervisor_id', '=', supervisorId).execute();
+}

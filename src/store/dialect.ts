@@ -24,6 +24,8 @@ export interface DialectCaps {
   lockKey(trx: Kysely<Database>, key: string): Promise<void>;
   /** Whether SELECT ... FOR UPDATE exists (PostgreSQL); SQLite's single writer needs none. */
   rowLocks: boolean;
+  /** Write transactions worth running at once: SQLite has one writer, PostgreSQL many. */
+  writeConcurrency: number;
 }
 
 export interface OpenedDatabase {
@@ -64,6 +66,7 @@ const sqliteCaps: DialectCaps = {
   // One connection runs one transaction at a time: SQLite transactions are already serial.
   lockKey: async () => {},
   rowLocks: false,
+  writeConcurrency: 1,
 };
 
 const postgresCaps: DialectCaps = {
@@ -74,6 +77,7 @@ const postgresCaps: DialectCaps = {
   isUniqueViolation: (err) => errCode(err) === '23505',
   isForeignKeyViolation: (err) => errCode(err) === '23503',
   rowLocks: true,
+  writeConcurrency: 4,
   lockKey: async (trx, key) => {
     await sql`select pg_advisory_xact_lock(hashtextextended(${key}, 0))`.execute(trx);
   },

@@ -228,3 +228,7 @@ export async function pruneEvaluations(db: Db, beforeIso: string, limit: number)
     .executeTakeFirst();
   return Number(res.numDeletedRows);
 }
+
+export async function policyIdByName(db: Db, name: string): Promise<string | undefined> {
+  return (await db.selectFrom('policies').select('id').where('name', '=', name).executeTakeFirst())?.id;
+}

@@ -184,3 +184,16 @@ export async function countSupervisorsByStatus(db: Db): Promise<Record<string, n
   const rows = await db.selectFrom('supervisors').select(['status']).select((eb) => eb.fn.countAll<number>().as('n')).groupBy('status').execute();
   return Object.fromEntries(rows.map((r) => [r.status, Number(r.n)]));
 }
+
+/** FAILED supervisors of `owner` whose restart backoff is over. */
+export async function restartsDue(db: Db, owner: string, nowIso: string): Promise<string[]> {
+  const rows = await db.selectFrom('supervisors').select('id').where('status', '=', 'FAILED').where('owner_instance_id', '=', owner).where('next_restart_at', '<=', nowIso).execute();
+  return rows.map((r) => r.id);
+}
+
+/** Whether another supervisor under the same parent already has this name. */
+export async function supervisorNameTaken(db: Db, parentId: string | null, name: string, exceptId?: string): Promise<boolean> {
+  let q = db.selectFrom('supervisors').select('id').where('parent_key', '=', parentId ?? '').where('name', '=', name);
+  if (exceptId) q = q.where('id', '!=', exceptId);
+  return (await q.executeTakeFirst()) !== undefined;
+}

@@ -12,6 +12,8 @@ import {
   insertAgent,
   insertTeam,
   removeMember,
+  resetTelemetry,
+  teamNameTaken,
   setAgentStatus,
   teamMembers,
   type Agent,
@@ -64,7 +66,7 @@ export async function releaseAgent(ctx: ServiceContext, id: string, actor: Actor
     await setAgentStatus(trx, id, 'HEALTHY', now, ['QUARANTINED']);
     // The cursor moves past old telemetry and the old reading is dropped, so neither the next
     // heartbeat pass nor a sweep undoes the release on the metrics that caused the quarantine.
-    await trx.updateTable('agents').set({ evaluated_count: a.heartbeat_count, last_heartbeat_at: iso(now), last_metrics: null }).where('id', '=', id).execute();
+    await resetTelemetry(trx, id, a.heartbeat_count, now);
     await appendEvent(trx, { supervisor_id: a.supervisor_id, entity_type: 'agent', entity_id: id, type: 'agent.released', actor: actorLabel(actor), payload: { from: 'QUARANTINED', to: 'HEALTHY' }, at: now });
   });
   return getAgentOr404(ctx, id);
@@ -80,8 +82,7 @@ export async function createTeam(ctx: ServiceContext, supervisorId: string, inpu
     const s = await getSupervisor(trx, supervisorId);
     if (!s) throw ApiError.notFound('supervisor', supervisorId);
     if (s.status === 'TERMINATED') throw ApiError.conflict(`supervisor ${supervisorId} is TERMINATED`);
-    const dup = await trx.selectFrom('teams').select('id').where('supervisor_id', '=', supervisorId).where('name', '=', input.name).executeTakeFirst();
-    if (dup) throw ApiError.conflict(`team "${input.name}" already exists under supervisor ${supervisorId}`);
+    if (await teamNameTaken(trx, supervisorId, input.name)) throw ApiError.conflict(`team "${input.name}" already exists under supervisor ${supervisorId}`);
     await insertTeam(trx, { id, supervisor_id: supervisorId, name: input.name, objective: input.objective ?? null, at: now });
     const events: NewEvent[] = [{ supervisor_id: supervisorId, entity_type: 'team', entity_id: id, type: 'team.created', actor: actorLabel(actor), payload: { name: input.name, agent_ids: agentIds }, at: now }];
     for (const agentId of agentIds) events.push(await join(ctx, trx, { team_id: id, supervisor_id: supervisorId, agent_id: agentId, role: 'MEMBER', at: now }, actor));

@@ -3,7 +3,7 @@ import { ApiError } from '../../domain/errors.js';
 import { compileCondition, planActions, validatePolicyDefinition, type EventType, type PolicyContext, type PolicyDefinition } from '../../domain/policy.js';
 import { appendEvent } from '../../store/events.js';
 import { getAgent, getTeam, countMembers } from '../../store/agents.js';
-import { listEvaluations, getPolicy, getVersion, insertPolicy, insertVersion, listVersions, updatePolicy, upsertAssignment, deleteAssignment, type Policy, type PolicyVersion } from '../../store/policies.js';
+import { listEvaluations, policyIdByName, getPolicy, getVersion, insertPolicy, insertVersion, listVersions, updatePolicy, upsertAssignment, deleteAssignment, type Policy, type PolicyVersion } from '../../store/policies.js';
 import type { Db } from '../../store/store.js';
 import { getSupervisor } from '../../store/supervisors.js';
 import { buildContext, compiledFor } from '../evaluator.js';
@@ -53,8 +53,8 @@ export async function createPolicy(ctx: ServiceContext, input: { name: string; p
   const now = ctx.clock.now();
   const active = !ctx.settings.fourEyes;
   await ctx.store.tx(async (trx) => {
-    const dup = await trx.selectFrom('policies').select('id').where('name', '=', input.name).executeTakeFirst();
-    if (dup) throw ApiError.conflict(`a policy named "${input.name}" already exists (${dup.id}); PUT /policies/${dup.id} adds a version`, { policy_id: dup.id });
+    const dup = await policyIdByName(trx, input.name);
+    if (dup) throw ApiError.conflict(`a policy named "${input.name}" already exists (${dup}); PUT /policies/${dup} adds a version`, { policy_id: dup });
     await insertPolicy(trx, { id, name: input.name, policy_type: input.policy_type, description: input.description ?? null, definition, created_by: actorLabel(actor), created_by_id: actor?.id ?? null, active, at: now });
     await appendEvent(trx, { entity_type: 'policy', entity_id: id, type: 'policy.created', actor: actorLabel(actor), payload: { name: input.name, version: 1, active, definition }, at: now });
   });

@@ -10,10 +10,12 @@ import {
   getSupervisor,
   insertSupervisor,
   subtreeHeight,
+  supervisorNameTaken,
   updateSupervisor,
   type Supervisor,
 } from '../../store/supervisors.js';
-import { countAgentsByStatus } from '../../store/agents.js';
+import { countAgentsByStatus, detachAgentsOf } from '../../store/agents.js';
+import { deleteAlertsOf } from '../../store/alerts.js';
 import { countActive } from '../../store/interventions.js';
 import { transitionIn } from '../transitions.js';
 import { actorLabel, type Actor, type ServiceContext } from './context.js';
@@ -61,9 +63,7 @@ function rootLimit(chain: Supervisor[]): number {
 }
 
 async function assertNameFree(trx: Parameters<typeof getSupervisor>[0], parentId: string | null, name: string, exceptId?: string): Promise<void> {
-  let q = trx.selectFrom('supervisors').select('id').where('parent_key', '=', parentId ?? '').where('name', '=', name);
-  if (exceptId) q = q.where('id', '!=', exceptId);
-  if (await q.executeTakeFirst()) throw ApiError.conflict(`a supervisor named "${name}" already exists under this parent`, { name, parent_id: parentId });
+  if (await supervisorNameTaken(trx, parentId, name, exceptId)) throw ApiError.conflict(`a supervisor named "${name}" already exists under this parent`, { name, parent_id: parentId });
 }
 
 export interface UpdateSupervisorInput { name?: string; description?: string | null; config?: unknown; parent_id?: string | null }
@@ -120,9 +120,8 @@ export async function deleteSupervisorById(ctx: ServiceContext, id: string, acto
     if ((await childrenOf(trx, id)).length) throw ApiError.conflict(`supervisor ${id} has child supervisors; delete or move them first`);
     const active = await countActive(trx, id);
     if (active) throw ApiError.conflict(`supervisor ${id} has ${active} active intervention(s); reject or let them finish first`);
-    await trx.updateTable('agents').set({ team_id: null, supervisor_id: null, updated_at: iso(now) }).where('supervisor_id', '=', id).execute();
-    await trx.deleteFrom('alerts').where('supervisor_id', '=', id).execute();
-    await trx.deleteFrom('alert_groups').where('supervisor_id', '=', id).execute();
+    await detachAgentsOf(trx, id, now);
+    await deleteAlertsOf(trx, id);
     await deleteSupervisor(trx, id);
     await appendEvent(trx, { supervisor_id: id, entity_type: 'supervisor', entity_id: id, type: 'supervisor.deleted', actor: actorLabel(actor), payload: { name: s.name, status: s.status }, at: now });
   });
