@@ -51,6 +51,8 @@ export class SupervisorAgent {
   private policies: CompiledPolicy[] = [];
   private teams = new Map<string, TeamInfo>();
   private lastReload = 0;
+  /** Bumped by refresh(): a reload that started before an invalidation must not count as fresh. */
+  private generation = 0;
   private lastSweep: number;
   lastBeatAt: number | null;
 
@@ -99,6 +101,7 @@ export class SupervisorAgent {
     this.config = SupervisorAgent.checkedConfig(sup);
     this.sup = sup;
     this.lastReload = 0;
+    this.generation++;
   }
 
   get monitoring(): boolean {
@@ -142,6 +145,7 @@ export class SupervisorAgent {
   /** Re-reads the row, policies and teams; through `db` when called inside a transaction. */
   private async reload(now: number, db?: Db): Promise<void> {
     const read = <T>(fn: (d: Db) => Promise<T>) => (db ? fn(db) : this.deps.store.read(fn));
+    const generation = this.generation;
     const sup = await read((d) => getSupervisor(d, this.sup.id));
     if (!sup || sup.owner_instance_id !== this.deps.instanceId) {
       this.deps.onLost(this);
@@ -151,7 +155,8 @@ export class SupervisorAgent {
     this.sup = sup;
     this.policies = compilePolicies(await read((d) => assignedPolicies(d, sup.id)));
     this.teams = new Map((await read((d) => teamsWithCounts(d, sup.id))).map((t) => [t.id, t]));
-    this.lastReload = now;
+    // Invalidated while reading (a policy or team change committed meanwhile): read again next time.
+    if (generation === this.generation) this.lastReload = now;
   }
 
   /**
