@@ -23,7 +23,7 @@ program
   .action(async (opts: { host?: string; port?: string; databaseUrl?: string }) => {
     const config = loadConfig(process.env, opts);
     const logger = createLogger(config.logLevel);
-    const server = await startServer({ config, logger });
+    let server: Awaited<ReturnType<typeof startServer>> | null = null;
     let signals = 0;
     const onSignal = (signal: NodeJS.Signals) => {
       signals++;
@@ -33,6 +33,12 @@ program
         process.exit(1);
       }
       logger.info({ signal }, 'signal received');
+      if (!server) {
+        // Still starting (opening the store, recovering): nothing is in flight, and recovery is
+        // one transaction, so stopping here leaves the database as it was.
+        logger.info('signal during start-up: exiting');
+        process.exit(0);
+      }
       server
         .shutdown(config.shutdownGraceMs)
         .then(() => {
@@ -47,6 +53,7 @@ program
     };
     process.on('SIGTERM', onSignal);
     process.on('SIGINT', onSignal);
+    server = await startServer({ config, logger });
   });
 
 program

@@ -56,10 +56,22 @@ export async function startServer(opts: StartOptions): Promise<Server> {
       health.draining = true;
       const deadline = clock.now() + graceMs;
       logger.info({ grace_ms: graceMs }, 'shutting down: draining');
-      const drained = await runtime.shutdown(deadline).catch((err) => {
-        logger.error({ err }, 'saving state on shutdown failed; recovery will finish the job at next start');
-        return null;
+      // Bounded: a database that stopped answering must not hold the process past the grace.
+      let timer: NodeJS.Timeout | undefined;
+      const overdue = new Promise<null>((resolve) => {
+        timer = setTimeout(() => {
+          logger.error({ grace_ms: graceMs }, 'shutdown did not finish within the grace; exiting anyway (recovery will finish the job at next start)');
+          resolve(null);
+        }, graceMs + 2_000);
       });
+      const drained = await Promise.race([
+        runtime.shutdown(deadline).catch((err) => {
+          logger.error({ err }, 'saving state on shutdown failed; recovery will finish the job at next start');
+          return null;
+        }),
+        overdue,
+      ]);
+      clearTimeout(timer);
       await app.close();
       await store.close();
       logger.info({ drained }, 'shutdown complete');

@@ -121,6 +121,8 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
       const shown = problems.slice(0, MAX_PROBLEMS_SHOWN);
       return reply.status(400).send({ error: 'validation_failed', message: problems.map((p) => `${p.path}: ${p.message}`).slice(0, 3).join('; '), details: { problems: shown, ...(shown.length < problems.length ? { problems_total: problems.length } : {}) } });
     }
+    // Two callers racing to create the same thing: the database's unique constraint decides.
+    if (deps.store.caps.isUniqueViolation(err)) return reply.status(409).send({ error: 'conflict', message: 'a concurrent request created the same thing first; re-read and retry', details: {} });
     if (deps.store.caps.isTransient(err)) {
       reply.header('retry-after', '2');
       return reply.status(503).send({ error: 'store_unavailable', message: 'the database is unavailable; nothing was changed', details: {} });

@@ -64,6 +64,11 @@ export class InterventionExecutor {
     this.loop.poke();
   }
 
+  /** Claims nothing new from now on (shutdown has begun). */
+  stopAccepting(): void {
+    this.accepting = false;
+  }
+
   get inFlightCount(): number {
     return this.inFlight.size;
   }
@@ -76,7 +81,7 @@ export class InterventionExecutor {
     const dispatchable = host.dispatchable();
     const supIds = [...dispatchable.keys()];
     if (!supIds.length) return;
-    await this.finishTeamRestarts(supIds);
+    await this.reconcileExecuting(supIds, now);
     const due = await store.read((db) => dueInterventions(db, supIds, iso(now), 200));
     const perSup = new Map<string, number>();
     for (const f of this.inFlight.values()) perSup.set(f.supervisorId, (perSup.get(f.supervisorId) ?? 0) + 1);
@@ -221,12 +226,28 @@ export class InterventionExecutor {
   }
 
   /** A team restart finishes when every child has; FAILED if any child failed. */
-  private async finishTeamRestarts(supIds: string[]): Promise<void> {
-    const parents = await this.deps.store.read((db) => interventionsInStatus(db, 'EXECUTING', supIds));
-    for (const p of parents) {
-      if (p.intervention_type !== 'TEAM_RESTART' || this.inFlight.has(p.id)) continue;
+  /**
+   * Level-triggered look at every EXECUTING row of these supervisors that no delivery of this
+   * process is working on: a delivery whose final write was lost (store outage, or a commit
+   * whose acknowledgement was lost) goes back to APPROVED under the same key, or FAILED past its
+   * deadline; a team restart that crashed before fanning out fans out now; one whose children
+   * are all final finishes.
+   */
+  private async reconcileExecuting(supIds: string[], now: number): Promise<void> {
+    const executing = await this.deps.store.read((db) => interventionsInStatus(db, 'EXECUTING', supIds));
+    for (const p of executing) {
+      if (this.inFlight.has(p.id)) continue;
+      if (p.intervention_type !== 'TEAM_RESTART') {
+        if (p.deadline_at && Date.parse(p.deadline_at) <= now) await this.finish(p, 'FAILED', { error: `timed out after ${p.attempts} attempt(s); its last delivery was interrupted` }, ['EXECUTING']);
+        else await this.release(p, 'interrupted: its delivery ended without a recorded result; re-dispatching');
+        continue;
+      }
       const kids = await this.deps.store.read((db) => childInterventions(db, p.id));
-      if (!kids.length || kids.some((k) => !['COMPLETED', 'FAILED', 'REJECTED'].includes(k.status))) continue;
+      if (!kids.length) {
+        await this.startTeamRestart(p, now);
+        continue;
+      }
+      if (kids.some((k) => !['COMPLETED', 'FAILED', 'REJECTED'].includes(k.status))) continue;
       const failed = kids.filter((k) => k.status !== 'COMPLETED');
       const outcome = { restarted: kids.filter((k) => k.status === 'COMPLETED').map((k) => k.target_id), failed: failed.map((k) => k.target_id) };
       if (failed.length) await this.finish(p, 'FAILED', { error: `${failed.length} of ${kids.length} agent restarts failed`, outcome }, ['EXECUTING']);

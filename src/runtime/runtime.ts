@@ -18,8 +18,8 @@ import { iso, type Clock, type IdSource } from '../domain/time.js';
 import { inSavepoint, type Store, type Tx } from '../store/store.js';
 import { appendEvent, appendEvents, type NewEvent } from '../store/events.js';
 import { crashedInstances, insertInstance, markCleanShutdown, markRecovered, touchInstance } from '../store/instances.js';
-import { getSupervisor, listRunnableSupervisors, restartsDue, updateSupervisor, type Supervisor } from '../store/supervisors.js';
-import { insertIntervention, interventionsInStatus, transitionIntervention } from '../store/interventions.js';
+import { getSupervisor, listRunnableSupervisors, ownedUnhosted, restartsDue, updateSupervisor, type Supervisor } from '../store/supervisors.js';
+import { failOpenInterventions, insertIntervention, interventionsInStatus, terminatedWithExecuting, transitionIntervention } from '../store/interventions.js';
 import { pruneEvaluations } from '../store/policies.js';
 import { GroupCommitter } from '../store/group-commit.js';
 import { markStaleIfUnchanged, staleCandidates, type Agent } from '../store/agents.js';
@@ -91,6 +91,7 @@ export class Runtime {
   private lastInstanceTouch = 0;
   private lastPrune = 0;
   private readonly pendingFailures = new Set<Promise<void>>();
+  private readonly failing = new Map<string, Promise<void>>();
 
   constructor(private readonly deps: RuntimeDeps) {
     this.instanceId = deps.newId();
@@ -209,6 +210,11 @@ export class Runtime {
           report.interventions_redispatched++;
         }
       }
+      // Deliveries of supervisors terminated meanwhile cannot be re-dispatched: end them.
+      for (const supId of await terminatedWithExecuting(trx)) {
+        const ended = await failOpenInterventions(trx, supId, 'interrupted: the supervisor was terminated while this was being delivered', now, true);
+        report.interventions_interrupted += ended.length;
+      }
       for (const c of crashed) await markRecovered(trx, c.id, this.instanceId, now);
       await appendEvents(trx, events);
       return Promise.all(ids.map((id) => getSupervisor(trx, id)));
@@ -255,6 +261,12 @@ export class Runtime {
 
   /** Starts running a supervisor whose row says this process owns it. Corrupt rows fail alone. */
   private host(s: Supervisor): SupervisorAgent | null {
+    // Two concurrent API calls may both find it unhosted: one running instance only.
+    const existing = this.hosted.get(s.id);
+    if (existing) {
+      existing.refresh(s);
+      return existing;
+    }
     let agent: SupervisorAgent;
     try {
       agent = new SupervisorAgent(
@@ -298,7 +310,17 @@ export class Runtime {
    * A supervisor failed in-process: FAILED with its reason, and a restart scheduled with jittered
    * exponential backoff while the persisted budget lasts; TERMINATED and escalated when spent.
    */
-  async fail(id: string, reason: string): Promise<void> {
+  fail(id: string, reason: string): Promise<void> {
+    // One failure at a time per supervisor: a second report of the same failure (watchdog and
+    // the stuck tick itself) must not spend a second restart.
+    const running = this.failing.get(id);
+    if (running) return running;
+    const p = this.failOnce(id, reason).finally(() => this.failing.delete(id));
+    this.failing.set(id, p);
+    return p;
+  }
+
+  private async failOnce(id: string, reason: string): Promise<void> {
     await this.unhost(id);
     const { store, clock } = this.deps;
     const now = clock.now();
@@ -340,7 +362,7 @@ export class Runtime {
   private async escalateIn(trx: Tx, s: Supervisor, why: string, now: number): Promise<void> {
     if (!s.parent_id) return;
     const parent = await getSupervisor(trx, s.parent_id);
-    if (!parent) return;
+    if (!parent || parent.status === 'TERMINATED') return;
     const id = this.deps.newId();
     const config = validateConfig(parent.config);
     const timeout = (config.ok ? config.value.intervention_timeout_seconds : 300) * 1000;
@@ -403,7 +425,9 @@ export class Runtime {
     }
     for (const a of [...this.hosted.values()]) {
       const intervalMs = a.config.heartbeat_interval_seconds * 1000;
-      if (a.monitorLoop.overrunning(Math.max(60_000, 6 * intervalMs))) {
+      // A tick stuck on an unreachable database is an outage, not this supervisor's failure.
+      const storeTrouble = store.lastError !== null && now - store.lastError.at < 30_000;
+      if (!storeTrouble && a.monitorLoop.overrunning(Math.max(60_000, 6 * intervalMs))) {
         this.track(this.fail(a.id, `monitor tick overran the watchdog (${Math.round((now - (a.monitorLoop.lastTickStartedAt ?? now)) / 1000)} s)`));
         continue;
       }
@@ -417,7 +441,12 @@ export class Runtime {
     const failed = await store.read((db) => restartsDue(db, this.instanceId, iso(now)));
     for (const id of failed) {
       const s = await store.read((db) => getSupervisor(db, id));
-      if (s && s.status === 'FAILED' && !this.hosted.has(id)) await this.restart(s);
+      if (s && s.status === 'FAILED' && !this.hosted.has(id) && !this.failing.has(id)) await this.restart(s);
+    }
+    // Level-triggered: a supervisor this process owns and should be running but is not hosting
+    // (its failure could not be recorded during an outage) is taken up again.
+    for (const id of await store.read((db) => ownedUnhosted(db, this.instanceId, [...this.hosted.keys()]))) {
+      if (!this.failing.has(id)) await this.supervisorChanged(id);
     }
   }
 
@@ -488,6 +517,8 @@ export class Runtime {
     if (this.phase === 'stopped') return { finished: 0, released: 0 };
     this.phase = 'draining';
     const { store, clock } = this.deps;
+    // No new deliveries from here on; those in flight get the grace below.
+    this.executor.stopAccepting();
     await this.watchdog.stop();
     await Promise.all([...this.hosted.values()].map((a) => a.stop()));
     await Promise.allSettled([...this.pendingFailures]);

@@ -4,6 +4,7 @@ import { ApiError } from '../domain/errors.js';
 import type { Store, Tx } from '../store/store.js';
 import { getSupervisor, updateSupervisor, type Supervisor, type SupervisorPatch } from '../store/supervisors.js';
 import { appendEvent } from '../store/events.js';
+import { failOpenInterventions } from '../store/interventions.js';
 
 export interface TransitionRequest {
   id: string;
@@ -36,6 +37,11 @@ export async function transitionIn(trx: Tx, req: TransitionRequest): Promise<Sup
     payload: { from: current.status, to: req.to, ...(req.payload ?? {}) },
     at: req.at,
   });
+  if (req.to === 'TERMINATED') {
+    // Nothing will ever run these: end them now instead of leaving them active for good.
+    const ended = await failOpenInterventions(trx, req.id, 'supervisor terminated before this intervention ran', req.at);
+    if (ended.length) await appendEvent(trx, { supervisor_id: req.id, entity_type: 'supervisor', entity_id: req.id, type: 'interventions.cancelled', actor: req.actor ?? null, payload: { intervention_ids: ended, reason: 'supervisor terminated' }, at: req.at });
+  }
   const after = await getSupervisor(trx, req.id);
   return after as Supervisor;
 }

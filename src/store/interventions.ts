@@ -193,3 +193,34 @@ export async function countInterventionsByStatus(db: Db): Promise<Record<string,
 export async function childInterventions(db: Db, parentId: string): Promise<Intervention[]> {
   return (await db.selectFrom('interventions').selectAll().where('parent_intervention_id', '=', parentId).orderBy('id').execute()).map(toIntervention);
 }
+
+/**
+ * Ends what a terminated supervisor can no longer carry out: its PENDING and APPROVED
+ * interventions (and, with `includeExecuting`, EXECUTING ones left by a crash) become FAILED.
+ * Returns their ids.
+ */
+export async function failOpenInterventions(db: Db, supervisorId: string, reason: string, at: number, includeExecuting = false): Promise<string[]> {
+  const statuses = includeExecuting ? ['PENDING', 'APPROVED', 'EXECUTING'] : ['PENDING', 'APPROVED'];
+  const rows = await db.selectFrom('interventions').select('id').where('supervisor_id', '=', supervisorId).where('status', 'in', statuses).execute();
+  if (!rows.length) return [];
+  await db
+    .updateTable('interventions')
+    .set({ status: 'FAILED', error_message: reason, completed_at: iso(at), updated_at: iso(at) })
+    .where('supervisor_id', '=', supervisorId)
+    .where('status', 'in', statuses)
+    .execute();
+  return rows.map((r) => r.id);
+}
+
+/** Supervisors that are TERMINATED but still have EXECUTING interventions (left by a crash). */
+export async function terminatedWithExecuting(db: Db): Promise<string[]> {
+  const rows = await db
+    .selectFrom('interventions as i')
+    .innerJoin('supervisors as s', 's.id', 'i.supervisor_id')
+    .select('s.id')
+    .distinct()
+    .where('s.status', '=', 'TERMINATED')
+    .where('i.status', '=', 'EXECUTING')
+    .execute();
+  return rows.map((r) => r.id);
+}

@@ -197,3 +197,10 @@ export async function supervisorNameTaken(db: Db, parentId: string | null, name:
   if (exceptId) q = q.where('id', '!=', exceptId);
   return (await q.executeTakeFirst()) !== undefined;
 }
+
+/** Supervisors `owner` should be running (not FAILED or TERMINATED) that are not in `hosted`. */
+export async function ownedUnhosted(db: Db, owner: string, hosted: string[]): Promise<string[]> {
+  let q = db.selectFrom('supervisors').select('id').where('owner_instance_id', '=', owner).where('status', 'not in', ['FAILED', 'TERMINATED']);
+  if (hosted.length) q = q.where('id', 'not in', hosted);
+  return (await q.execute()).map((r) => r.id);
+}
