@@ -12,7 +12,7 @@ import { createPolicies, seedFleet } from '../lib/seed.mjs';
 import { runDriver } from '../lib/load.mjs';
 import { startControlServer } from '../lib/control.mjs';
 import { sampleProcess } from '../lib/procstat.mjs';
-import { scrape, value } from '../lib/prom.mjs';
+import { bucketDelta, buckets, histogramQuantile, scrape, value } from '../lib/prom.mjs';
 import { figure } from '../lib/report.mjs';
 import { log, percentile, request, round, sleep } from '../lib/util.mjs';
 
@@ -101,6 +101,7 @@ export async function oneRun(scope, kind, seeded, control, { duration, warmup })
   let healthStats = null;
   let lagP99 = null;
   let windowMetrics = null;
+  let windowStartMetrics = null;
   const result = await runDriver(
     scope,
     {
@@ -118,7 +119,7 @@ export async function oneRun(scope, kind, seeded, control, { duration, warmup })
     },
     {
       windowStart: async () => {
-        await scrape(server.url); // resets the event-loop delay histogram behind the lag gauges
+        windowStartMetrics = await scrape(server.url); // also resets the event-loop delay histogram behind the lag gauges
         sampler = sampleProcess(server.pid, 500);
         health = healthSampler(server.url, supervisorIds);
       },
@@ -142,6 +143,7 @@ export async function oneRun(scope, kind, seeded, control, { duration, warmup })
     cpu_percent_max_interval: procStats.cpu_percent_max_interval,
     rss_max_mib: procStats.rss_max_mib,
     lag_p99_ms: lagP99 === null ? null : lagP99 * 1000,
+    decision_p99_ms: windowStartMetrics && windowMetrics ? histogramQuantile(bucketDelta(buckets(windowMetrics, 'overseer_heartbeat_commit_seconds'), buckets(windowStartMetrics, 'overseer_heartbeat_commit_seconds')), 0.99)?.value * 1000 : null,
     idle_lag_p99_ms: idleLag === null ? null : idleLag * 1000,
     health_p99_ms: percentile(healthStats.latencies, 99),
     health_p50_ms: percentile(healthStats.latencies, 50),
@@ -184,6 +186,7 @@ export async function scale({ runs, duration, warmup, databases }) {
       figures.push(
         figure({ id: `${kind}_cpu_percent`, label: `${name}: server CPU, % of one core`, unit: '%', values: col('cpu_percent'), digits: 1, target: { on: 'value', op: '<', value: 50 } }),
         figure({ id: `${kind}_rss_max_mib`, label: `${name}: server RSS, max`, unit: 'MiB', values: col('rss_max_mib'), digits: 0, target: { on: 'value', op: '<', value: 250 } }),
+        figure({ id: `${kind}_decision_p99_ms`, label: `${name}: trigger-to-decision p99 (server: heartbeat received -> committed with its policy decision)`, unit: 'ms', values: col('decision_p99_ms'), digits: 2, target: { on: 'value', op: '<', value: 5 } }),
         figure({ id: `${kind}_lag_p99_ms`, label: `${name}: event-loop lag p99`, unit: 'ms', values: col('lag_p99_ms'), digits: 1, baseline: { label: 'same server idle, before the load', values: col('idle_lag_p99_ms') }, target: { on: 'value', op: '<', value: 20 } }),
         figure({ id: `${kind}_health_p99_ms`, label: `${name}: GET /supervisors/{id}/health p99`, unit: 'ms', values: col('health_p99_ms'), target: { on: 'value', op: '<', value: 10 } }),
         figure({ id: `${kind}_hb_rps`, label: `${name}: heartbeats acknowledged/s (offered 5,000/s)`, unit: '/s', values: col('hb_rps'), digits: 0 }),

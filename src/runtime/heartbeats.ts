@@ -15,7 +15,7 @@ import type { Metrics } from './metrics.js';
 export interface HeartbeatInput { agent_id: string; metrics: Record<string, number | string> }
 export interface HeartbeatAck { agent_id: string; status: AgentStatus; supervisor_id: string | null; last_heartbeat_at: string; heartbeat_count: number }
 
-interface Pending extends HeartbeatInput { resolve: (a: HeartbeatAck) => void; reject: (e: unknown) => void }
+interface Pending extends HeartbeatInput { resolve: (a: HeartbeatAck) => void; reject: (e: unknown) => void; receivedAt: number }
 
 export interface HeartbeatBatcherOptions {
   store: Store;
@@ -50,7 +50,7 @@ export class HeartbeatBatcher {
 
   submit(input: HeartbeatInput): Promise<HeartbeatAck> {
     return new Promise((resolve, reject) => {
-      this.queue.push({ ...input, resolve, reject });
+      this.queue.push({ ...input, resolve, reject, receivedAt: performance.now() });
       this.schedule();
     });
   }
@@ -127,7 +127,9 @@ export class HeartbeatBatcher {
     }
     this.opts.metrics?.heartbeatBatch.observe(batch.length);
     let ok = 0;
+    const committedAt = performance.now();
     for (const p of batch) {
+      this.opts.metrics?.heartbeatCommitSeconds.observe((committedAt - p.receivedAt) / 1000);
       const a = acks.get(p);
       if (a instanceof ApiError || !a) p.reject(a ?? new Error('heartbeat lost in batch'));
       else {

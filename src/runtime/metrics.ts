@@ -25,6 +25,12 @@ export class Metrics {
   readonly interventionsFinished = new Counter({ name: 'overseer_interventions_finished_total', help: 'Interventions reaching a final state in this process', labelNames: ['type', 'status'], registers: [this.registry] });
   readonly webhookLatency = new Histogram({ name: 'overseer_control_request_seconds', help: 'Agent control endpoint request time', labelNames: ['result'], buckets: [0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 10], registers: [this.registry] });
   readonly heartbeats = new Counter({ name: 'overseer_agent_heartbeats_total', help: 'Agent heartbeats committed', registers: [this.registry] });
+  readonly heartbeatCommitSeconds = new Histogram({
+    name: 'overseer_heartbeat_commit_seconds',
+    help: 'Heartbeat received to committed, together with the policy decision taken on it (trigger to decision)',
+    buckets: [0.0005, 0.001, 0.002, 0.003, 0.004, 0.005, 0.0075, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1],
+    registers: [this.registry],
+  });
   readonly heartbeatBatch = new Histogram({ name: 'overseer_heartbeat_batch_size', help: 'Heartbeats per group commit', buckets: [1, 2, 5, 10, 25, 50, 100, 250, 500], registers: [this.registry] });
   readonly loopFailures = new Counter({ name: 'overseer_loop_failures_total', help: 'Failed loop iterations', labelNames: ['loop'], registers: [this.registry] });
 

@@ -61,6 +61,8 @@ const WATCHDOG_MS = 1_000;
 const PRUNE_EVERY_MS = 60_000;
 /** An instance on another host that touched its row this recently is taken to be alive. */
 const INSTANCE_ALIVE_MS = 15_000;
+/** On the same host a live pid is required too, so a longer silence is tolerated (a busy process). */
+const SAME_HOST_ALIVE_MS = 60_000;
 
 function processExists(pid: number): boolean {
   try {
@@ -250,7 +252,9 @@ export class Runtime {
     for (let waited = 0; ; waited++) {
       const others = await store.read((db) => crashedInstances(db, this.instanceId));
       const live = others.filter((o) => {
-        if (o.host === hostname()) return o.pid !== process.pid && processExists(o.pid);
+        // Same host: the process must exist and have touched its row recently (a reused pid
+        // belongs to somebody else; a container's pid 1 is ours).
+        if (o.host === hostname()) return o.pid !== process.pid && processExists(o.pid) && clock.now() - Date.parse(o.last_seen_at) < SAME_HOST_ALIVE_MS;
         return clock.now() - Date.parse(o.last_seen_at) < INSTANCE_ALIVE_MS;
       });
       if (!live.length) return;

@@ -123,13 +123,14 @@ export async function updateSupervisor(
   id: string,
   patch: SupervisorPatch,
   at: number,
-  expect: { status?: readonly string[]; owner?: string | null } = {},
+  expect: { status?: readonly string[]; owner?: string | null; version?: number } = {},
 ): Promise<boolean> {
   let q = db
     .updateTable('supervisors')
     .set((eb) => ({ ...patch, ...(patch.parent_id !== undefined ? { parent_key: patch.parent_id ?? '' } : {}), updated_at: iso(at), version: eb('version', '+', 1) }))
     .where('id', '=', id);
   if (expect.status) q = q.where('status', 'in', [...expect.status]);
+  if (expect.version !== undefined) q = q.where('version', '=', expect.version);
   if (expect.owner !== undefined) q = expect.owner === null ? q.where('owner_instance_id', 'is', null) : q.where('owner_instance_id', '=', expect.owner);
   const res = await q.executeTakeFirst();
   return Number(res.numUpdatedRows) > 0;

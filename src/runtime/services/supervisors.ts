@@ -71,6 +71,8 @@ export interface UpdateSupervisorInput { name?: string; description?: string | n
 export async function updateSupervisorFields(ctx: ServiceContext, id: string, input: UpdateSupervisorInput, actor: Actor | null): Promise<Supervisor> {
   const now = ctx.clock.now();
   await ctx.store.tx(async (trx) => {
+    // Read-merge-write of the config: concurrent updates of one supervisor take turns (PostgreSQL).
+    await ctx.store.caps.lockKey(trx, `supervisor-update:${id}`);
     const s = await getSupervisor(trx, id);
     if (!s) throw ApiError.notFound('supervisor', id);
     if (s.status === 'TERMINATED') throw ApiError.conflict(`supervisor ${id} is TERMINATED and can no longer change`);
