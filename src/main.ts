@@ -16,7 +16,7 @@ const dbOption = () => new Option('--database-url <url>', 'sqlite:<path> or post
 
 program
   .command('serve')
-  .description('run the HTTP API and the supervisors (env: HOST, PORT, DATABASE_URL, OVERSEER_ADMIN_TOKEN, OVERSEER_SHUTDOWN_GRACE_MS, OVERSEER_CONTROL_URL_ALLOW, OVERSEER_FOUR_EYES, LOG_LEVEL)')
+  .description('run the HTTP API and the supervisors (env: HOST, PORT, DATABASE_URL, OVERSEER_ADMIN_TOKEN, OVERSEER_SHUTDOWN_GRACE_MS, OVERSEER_CONTROL_URL_ALLOW, OVERSEER_FOUR_EYES, OVERSEER_AGENT_RATE_LIMIT, OVERSEER_INGEST_RATE_LIMIT, OVERSEER_EVALUATION_RETENTION_HOURS, LOG_LEVEL; see README)')
   .option('--host <host>', 'listen address (env HOST, default 127.0.0.1)')
   .option('--port <port>', 'listen port (env PORT, default 8080)')
   .addOption(dbOption())
