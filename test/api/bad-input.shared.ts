@@ -1,26 +1,11 @@
 /** Shared checks for the bad-input suites: exact error shape, no stack, database untouched. */
+import { APP_TABLES } from '../helpers/db.js';
 import { expect } from 'vitest';
 import { sql } from 'kysely';
 import type { Harness } from '../helpers/harness.js';
 import { HARNESS_TOKEN } from '../helpers/harness.js';
 
-export const TABLES = [
-  'instances',
-  'supervisors',
-  'teams',
-  'team_members',
-  'agents',
-  'policies',
-  'policy_versions',
-  'policy_assignments',
-  'policy_evaluations',
-  'interventions',
-  'alert_groups',
-  'alerts',
-  'events',
-  'tokens',
-  'kysely_migration',
-] as const;
+export const TABLES = [...APP_TABLES, 'kysely_migration'] as const;
 
 export type Snapshot = Record<string, number>;
 

@@ -66,3 +66,21 @@ export async function createTestDb(dialect: 'sqlite' | 'postgres'): Promise<Test
     },
   };
 }
+
+/** Every table the application owns (the migrator's own tables excluded). */
+export const APP_TABLES = [
+  'instances',
+  'supervisors',
+  'teams',
+  'team_members',
+  'agents',
+  'policies',
+  'policy_versions',
+  'policy_assignments',
+  'policy_evaluations',
+  'interventions',
+  'alert_groups',
+  'alerts',
+  'events',
+  'tokens',
+] as const;

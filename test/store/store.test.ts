@@ -9,26 +9,11 @@ import { getIntervention, insertIntervention, transitionIntervention } from '../
 import { appendEvent, appendEvents, listEvents } from '../../src/store/events.js';
 import { DEFAULT_CONFIG } from '../../src/domain/supervisor.js';
 import { iso, uuidv7 } from '../../src/domain/time.js';
-import { createTestDb, dialects, type TestDb } from '../helpers/db.js';
+import { APP_TABLES, createTestDb, dialects, type TestDb } from '../helpers/db.js';
 
 const T0 = Date.parse('2026-01-01T00:00:00.000Z');
 
-const TABLES = [
-  'instances',
-  'supervisors',
-  'teams',
-  'team_members',
-  'agents',
-  'policies',
-  'policy_versions',
-  'policy_assignments',
-  'policy_evaluations',
-  'interventions',
-  'alert_groups',
-  'alerts',
-  'events',
-  'tokens',
-] as const;
+const TABLES = APP_TABLES;
 
 async function count(store: Store, table: string): Promise<number> {
   const r = await sql<{ n: number | string }>`select count(*) as n from ${sql.table(table)}`.execute(store.db);
